@@ -1,0 +1,1 @@
+"""recon export: ONNX export, ONNX Runtime quantisation, TensorRT engines, parity checks, benchmarks."""

@@ -1,0 +1,3 @@
+from recon_cli.cli.app import main
+
+main()

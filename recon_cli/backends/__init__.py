@@ -1,0 +1,1 @@
+"""recon_cli.backends"""

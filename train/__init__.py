@@ -1,0 +1,1 @@
+"""recon training: losses, datasets and their preparation, the training loop."""
