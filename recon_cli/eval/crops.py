@@ -1,0 +1,93 @@
+"""Ground-truth crops for ``--crop gt`` (the 3DDFA protocol) and their 5 alignment points.
+
+3DDFA / 3DDFA-V2 / SynergyNet evaluate AFLW2000-3D on crops taken from the ground-truth
+landmarks, not from a detector (3DDFA-V2 ``parse_roi_box_from_landmark``): the bounding box of
+the 68 points is made square about its centre with side ``max(w, h)``, then enlarged to its
+diagonal, ``side = sqrt(2) · max(w, h)``. Only this box is given to the method; no
+ground-truth point positions leak into the crop beyond the box.
+
+Our encoder expects a 224×224 crop made by the 5-point similarity alignment of
+:mod:`recon_cli.face` (eye centres, nose tip, mouth corners → fixed target points). To feed it a
+crop derived from the *box* only we define the similarity ``S`` that maps the GT box onto the
+crop where the aligner puts a canonical face's box: the centre of the square landmark box goes to
+``box_centre_crop`` and its side ``max(w, h)`` becomes ``box_side_crop`` pixels, with no rotation
+(the box is axis-aligned, as in 3DDFA). The 5 "virtual" alignment points are the aligner's target
+points mapped back through ``S⁻¹``; aligning them with the aligner's own similarity fit then
+reproduces ``S`` exactly (an exact similarity is recovered exactly by a least-squares fit), so the
+regular pipeline runs unchanged. ``box_centre_crop`` and ``box_side_crop`` come from the aligner's
+canonical 68-point template when :mod:`recon_cli.face` provides one, else from
+:data:`DEFAULT_BOX_IN_CROP` (recorded in every result's settings).
+
+Frames: image pixels (x right, y down); the 2×3 matrices map original-image px → crop px.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Where the square landmark box of a canonical face sits in the 224 crop: (cx, cy, side) px.
+#: Fallback only; :func:`box_in_crop` prefers the face front-end's template.
+DEFAULT_BOX_IN_CROP: tuple[float, float, float] = (112.0, 120.0, 150.0)
+
+
+def roi_box_from_landmarks(pts: np.ndarray) -> np.ndarray:
+    """3DDFA's square ROI box ``(x0, y0, x1, y1)`` px from landmarks ``pts: (2, N)`` px."""
+    pts = np.asarray(pts, dtype=np.float64)
+    x0, y0, x1, y1 = pts[0].min(), pts[1].min(), pts[0].max(), pts[1].max()
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = math.sqrt(2.0) * max(x1 - x0, y1 - y0)
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+
+
+def square_landmark_box(pts: np.ndarray) -> tuple[float, float, float]:
+    """Centre and side of the square box about the landmarks' bounding box: (cx, cy, max(w, h)) px."""
+    pts = np.asarray(pts, dtype=np.float64)
+    x0, y0, x1, y1 = pts[0].min(), pts[1].min(), pts[0].max(), pts[1].max()
+    return (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)
+
+
+def box_in_crop() -> tuple[tuple[float, float, float], str]:
+    """``((cx, cy, side), source)``: the canonical face's square landmark box in crop px."""
+    try:
+        from recon_cli.face import align  # type: ignore[attr-defined]
+
+        tmpl = getattr(align, "TEMPLATE_68_CROP", None)
+        if tmpl is not None:
+            t = np.asarray(tmpl, dtype=np.float64)
+            t = t.T if t.shape[0] == 68 else t
+            return square_landmark_box(t[:2]), "recon_cli.face.align.TEMPLATE_68_CROP"
+    except Exception:  # front-end absent or without a template: use the documented fallback
+        pass
+    return DEFAULT_BOX_IN_CROP, "recon_cli.eval.crops.DEFAULT_BOX_IN_CROP"
+
+
+def gt_box_transform(gt68: np.ndarray, box: tuple[float, float, float] | None = None) -> np.ndarray:
+    """2×3 similarity (no rotation) mapping original px → crop px from the GT landmarks' box."""
+    (tcx, tcy, tside) = box if box is not None else box_in_crop()[0]
+    cx, cy, side = square_landmark_box(gt68)
+    s = tside / max(side, 1e-6)
+    return np.array([[s, 0.0, tcx - s * cx], [0.0, s, tcy - s * cy]])
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    """Inverse of a 2×3 affine map."""
+    a = np.vstack([np.asarray(m, dtype=np.float64), [0.0, 0.0, 1.0]])
+    return np.linalg.inv(a)[:2]
+
+
+def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """``pts: (N, 2)`` → ``(N, 2)`` through the 2×3 map ``m``."""
+    pts = np.asarray(pts, dtype=np.float64)
+    return pts @ np.asarray(m, dtype=np.float64)[:, :2].T + np.asarray(m, dtype=np.float64)[:, 2]
+
+
+def virtual_five_points(gt68: np.ndarray, target5_crop: np.ndarray,
+                        box: tuple[float, float, float] | None = None) -> np.ndarray:
+    """The 5 alignment points (5, 2) in original px whose alignment reproduces :func:`gt_box_transform`.
+
+    ``target5_crop``: (5, 2) the aligner's fixed target points in crop px.
+    """
+    m = gt_box_transform(gt68, box)
+    return apply_affine(invert_affine(m), np.asarray(target5_crop, dtype=np.float64))

@@ -1,0 +1,101 @@
+"""Printing and writing AFLW2000-3D results: the Table-1 style rich table, JSON and per-image CSV.
+
+All files are written atomically (:mod:`recon_cli.atomic`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from recon_cli.atomic import atomic_write_text
+from recon_cli.eval.aflw2000 import EvalResult
+from recon_cli.eval.nme import BIN_LABELS
+
+PUBLISHED_FILE = Path(__file__).with_name("published_aflw2000.json")
+CSV_COLUMNS = ("name", "yaw_deg", "bin", "bin_label", "nme_pct", "detector_hit", "crop_used")
+
+
+def load_published(path: str | Path = PUBLISHED_FILE) -> list[dict[str, Any]]:
+    """The published comparison rows: ``[{"method", "bins": [3 floats %], "mean", "citation", ...}]``."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))["rows"]
+
+
+def result_row_label(result: EvalResult) -> str:
+    s = result.settings
+    return f"recon · {s['method']} · crop={s['crop']} · {s['landmarks']}"
+
+
+def print_table(results: list[EvalResult], console=None, published: bool = True) -> None:
+    """A table like the paper's Table 1: published rows (marked) then our measured rows."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    t = Table(title="AFLW2000-3D · 68-point 2-D NME (%) by |yaw| · normalised by sqrt(w·h) of the GT box")
+    t.add_column("method")
+    t.add_column("source")
+    for lab in BIN_LABELS:
+        t.add_column(lab, justify="right")
+    t.add_column("mean", justify="right")
+    t.add_column("plain mean", justify="right")
+    t.add_column("images", justify="right")
+    t.add_column("det. misses", justify="right")
+    t.add_column("img/s", justify="right")
+    if published:
+        for r in load_published():
+            t.add_row(r["method"], "[dim]published[/]", *[f"{v:.2f}" for v in r["bins"]], f"{r['mean']:.2f}",
+                      "", "2000", "", "", style="dim")
+        t.add_section()
+    for res in results:
+        s = res.summary
+        counts = "/".join(str(c) for c in s.bin_count)
+        misses = str(res.detector_misses) if res.settings["crop"] == "detector" else "n/a"
+        t.add_row(f"[bold]{result_row_label(res)}[/]", "measured", *[_f(v) for v in s.bin_mean], f"[bold]{_f(s.balanced_mean)}[/]",
+                  _f(s.plain_mean), f"{s.n} ({counts})", misses, f"{res.images_per_s:.1f}")
+    console.print(t)
+    for res in results:
+        st = res.settings
+        keys = [k for k in ("data", "method", "crop", "landmarks", "yaw_source", "min_iou", "weights", "backend",
+                            "box_in_crop", "box_in_crop_source", "limit") if st.get(k) is not None]
+        console.print("  ".join(f"[dim]{k}[/]={st[k]}" for k in keys), highlight=False)
+    if published:
+        console.print("[dim]published = figures printed by their authors on all 2,000 images (see "
+                      "recon_cli/eval/published_aflw2000.json for citations); measured rows cover the images "
+                      "in --data only.[/]", highlight=False)
+
+
+def _f(v: float) -> str:
+    return "–" if v != v else f"{v:.2f}"
+
+
+def to_json(results: list[EvalResult]) -> dict[str, Any]:
+    return {"runs": [r.to_dict() for r in results], "published": load_published()}
+
+
+def write_json(path: str | Path, results: list[EvalResult]) -> None:
+    atomic_write_text(path, json.dumps(to_json(results), indent=2) + "\n")
+
+
+def csv_text(result: EvalResult) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in result.images:
+        hit = "" if r.detector_hit is None else int(r.detector_hit)
+        w.writerow([r.name, f"{r.yaw_deg:.4f}", r.bin, BIN_LABELS[r.bin], f"{100 * r.nme:.5f}", hit, r.crop_used])
+    return buf.getvalue()
+
+
+def write_csv(path: str | Path, results: list[EvalResult]) -> list[Path]:
+    """One CSV per run; with several runs (both crop modes) the crop mode is added to the file name."""
+    path = Path(path)
+    out = []
+    for res in results:
+        p = path if len(results) == 1 else path.with_name(f"{path.stem}.{res.settings['crop']}{path.suffix or '.csv'}")
+        atomic_write_text(p, csv_text(res))
+        out.append(p)
+    return out
