@@ -87,3 +87,43 @@ def project(points, cam: CameraConfig = CameraConfig()):
         zs = np.where(np.abs(z) < 1e-6, 1e-6, z)
         uv = np.stack([cam.cx + cam.focal * points[..., 0] / zs, cam.cy - cam.focal * points[..., 1] / zs], -1)
     return uv, z
+
+
+# ---------------------------------------------------------------------------- crop ↔ image
+# ``M`` is the 2×3 similarity from the aligner (:mod:`recon_cli.face.align`): it maps original
+# image pixels to crop pixels, ``[u, v] = M @ [x, y, 1]``, both in the pixel convention above
+# (origin at the top-left corner of the top-left pixel, centres at +0.5). Points ``(..., 2)``.
+
+
+def _affine(points, M):
+    if _is_torch(points):
+        import torch
+
+        Mt = torch.as_tensor(M, dtype=points.dtype, device=points.device)
+        return points @ Mt[..., :2].transpose(-1, -2) + Mt[..., 2]
+    points, M = np.asarray(points), np.asarray(M, dtype=np.float64)
+    return points @ np.swapaxes(M[..., :2], -1, -2) + M[..., 2]
+
+
+def invert_similarity(M):
+    """Inverse of a 2×3 affine map ``M (2, 3)`` (NumPy): the 2×3 matrix of ``M⁻¹``."""
+    M = np.asarray(M, dtype=np.float64)
+    if M.shape != (2, 3):
+        raise ValueError(f"expected a 2×3 affine matrix, got shape {M.shape}")
+    A = M[:, :2]
+    det = np.linalg.det(A)
+    if not np.isfinite(det) or abs(det) < 1e-12:
+        raise ValueError(f"affine matrix is singular (det {det:g})")
+    Ai = np.linalg.inv(A)
+    return np.concatenate([Ai, -Ai @ M[:, 2:]], 1)
+
+
+def image_to_crop(points, M):
+    """Original-image pixels ``(..., 2)`` → crop pixels with the aligner's ``M (2, 3)``."""
+    return _affine(points, np.asarray(M, dtype=np.float64))
+
+
+def crop_to_image(points, M):
+    """Crop pixels ``(..., 2)`` (e.g. projected landmarks, ``(B, 68, 2)``) → original-image
+    pixels, inverting the aligner's ``M (2, 3)`` (original → crop). NumPy or torch."""
+    return _affine(points, invert_similarity(M))

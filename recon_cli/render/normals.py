@@ -1,0 +1,74 @@
+"""Face and vertex normals (torch or NumPy, dispatching on the argument type).
+
+Vertex normals are the area-weighted sum of the incident faces' normals (the unnormalised
+cross products), normalised. Triangles are counter-clockwise seen from outside
+(:mod:`recon_cli.morphable.model`), so normals point outwards; for a frontal face in model
+space they point to +z (towards the camera).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def face_normals(verts, faces, normalize: bool = True):
+    """``verts (B, V, 3)``, ``faces (F, 3)`` int → ``(B, F, 3)``: unit normals, or with
+    ``normalize=False`` the cross products ``(v1 − v0) × (v2 − v0)`` (length = 2·area)."""
+    if _is_torch(verts):
+        import torch
+
+        f = faces if _is_torch(faces) else torch.as_tensor(np.asarray(faces), dtype=torch.int64)
+        f = f.to(device=verts.device, dtype=torch.int64)
+        v0, v1, v2 = verts[:, f[:, 0]], verts[:, f[:, 1]], verts[:, f[:, 2]]
+        n = torch.cross(v1 - v0, v2 - v0, dim=-1)
+        return torch.nn.functional.normalize(n, dim=-1, eps=1e-20) if normalize else n
+    verts, f = np.asarray(verts), np.asarray(faces, dtype=np.int64)
+    v0, v1, v2 = verts[:, f[:, 0]], verts[:, f[:, 1]], verts[:, f[:, 2]]
+    n = np.cross(v1 - v0, v2 - v0)
+    return _np_normalize(n) if normalize else n
+
+
+def vertex_normals(verts, faces, vertex_faces=None):
+    """Area-weighted unit vertex normals.
+
+    Args:
+        verts: ``(B, V, 3)`` float (any length unit, any frame; normals are in the same frame).
+        faces: ``(F, 3)`` int, counter-clockwise from outside.
+        vertex_faces: ``(V, M)`` int incident triangles padded with −1
+            (``MorphableModel.vertex_faces``); computed by scatter-add over ``faces`` when None.
+    Returns:
+        ``(B, V, 3)`` unit normals (zero vectors for vertices with no non-degenerate face).
+    """
+    fn = face_normals(verts, faces, normalize=False)  # (B, F, 3), |n| = 2·area
+    B, V = verts.shape[0], verts.shape[1]
+    if _is_torch(verts):
+        import torch
+
+        if vertex_faces is not None:
+            vf = vertex_faces if _is_torch(vertex_faces) else torch.as_tensor(np.asarray(vertex_faces))
+            vf = vf.to(device=verts.device, dtype=torch.int64)
+            padded = torch.cat([fn, fn.new_zeros(B, 1, 3)], 1)  # index F (= −1 wrapped) → zero
+            idx = torch.where(vf < 0, torch.full_like(vf, fn.shape[1]), vf)
+            n = padded[:, idx.reshape(-1)].reshape(B, V, -1, 3).sum(2)
+        else:
+            f = faces if _is_torch(faces) else torch.as_tensor(np.asarray(faces))
+            f = f.to(device=verts.device, dtype=torch.int64)
+            n = verts.new_zeros(B, V, 3)
+            for i in range(3):
+                n = n.index_add(1, f[:, i], fn)
+        return torch.nn.functional.normalize(n, dim=-1, eps=1e-20)
+    n = np.zeros((B, V, 3), dtype=fn.dtype)
+    f = np.asarray(faces, dtype=np.int64)
+    for b in range(B):
+        for i in range(3):
+            np.add.at(n[b], f[:, i], fn[b])
+    return _np_normalize(n)
+
+
+def _np_normalize(n: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    return n / np.maximum(norm, 1e-20)
