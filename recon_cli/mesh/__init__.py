@@ -1,1 +1,1 @@
-"""recon_cli.mesh"""
+"""Mesh utilities: topology/differential helpers and file writers (.obj, .ply). Torch-free."""
