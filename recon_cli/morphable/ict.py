@@ -187,7 +187,7 @@ def build_ict_model(src: str | Path, cfg: ICTImportConfig = ICTImportConfig(),
     meta = {
         "importer": "ict", "config": asdict(cfg), "units_in_source": "cm",
         "source_face_vertices": [0, FACE_VERTS], "kept_source_vertices": _runs(kept),
-        "centre_source_cm": [round(float(c), 6) for c in centre_cm],
+        "centre_source_cm": [round(float(c), 4) + 0.0 for c in centre_cm],
         "outward_triangle_fraction": round(outward, 4),
         "coefficients": {"id": "1.0 = +1 standard deviation of ICT identity mode k",
                          "exp": "1.0 = the full ICT blendshape", "tex": "1.0 = 1 std of the synthetic albedo mode"},

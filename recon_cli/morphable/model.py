@@ -207,7 +207,7 @@ class MorphableModel:
             "id_dims": self.n_id, "exp_dims": self.n_exp, "tex_dims": self.n_tex,
             "landmarks": int(self.landmarks68.shape[0]), "source": self.source,
             "licence": self.licence.strip().splitlines()[0] if self.licence.strip() else "",
-            "hash": self.content_hash(), **({"meta": self.meta} if self.meta else {}),
+            "hash": self.content_hash(), **({"meta": _summarise(self.meta)} if self.meta else {}),
         }
 
     def content_hash(self) -> str:
@@ -278,6 +278,15 @@ def _savez_deterministic(path: Path, arrays: dict[str, np.ndarray]) -> None:
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, buf.getvalue(), compresslevel=9)
+
+
+def _summarise(obj: Any, max_items: int = 12) -> Any:
+    """Metadata for display: lists longer than ``max_items`` become ``"<N items>"``."""
+    if isinstance(obj, dict):
+        return {k: _summarise(v, max_items) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return f"<{len(obj)} items>" if len(obj) > max_items else [_summarise(v, max_items) for v in obj]
+    return obj
 
 
 def _is_torch(x) -> bool:
