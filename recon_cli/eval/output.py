@@ -26,7 +26,7 @@ def load_published(path: str | Path = PUBLISHED_FILE) -> list[dict[str, Any]]:
 
 def result_row_label(result: EvalResult) -> str:
     s = result.settings
-    return f"recon · {s['method']} · crop={s['crop']} · {s['landmarks']}"
+    return f"{s['method']} (crop {s['crop']}, {s['landmarks']} GT)"
 
 
 def print_table(results: list[EvalResult], console=None, published: bool = True) -> None:
@@ -35,20 +35,22 @@ def print_table(results: list[EvalResult], console=None, published: bool = True)
     from rich.table import Table
 
     console = console or Console()
+    if not console.is_terminal and console.width < 150:  # pipes/CI: keep the table on one line per row
+        console = Console(width=150)
     t = Table(title="AFLW2000-3D · 68-point 2-D NME (%) by |yaw| · normalised by sqrt(w·h) of the GT box")
-    t.add_column("method")
-    t.add_column("source")
+    t.add_column("method", no_wrap=True)
+    t.add_column("source", no_wrap=True)
     for lab in BIN_LABELS:
         t.add_column(lab, justify="right")
     t.add_column("mean", justify="right")
     t.add_column("plain mean", justify="right")
-    t.add_column("images", justify="right")
+    t.add_column("images (bins)", justify="right", no_wrap=True)
     t.add_column("det. misses", justify="right")
     t.add_column("img/s", justify="right")
     if published:
         for r in load_published():
             t.add_row(r["method"], "[dim]published[/]", *[f"{v:.2f}" for v in r["bins"]], f"{r['mean']:.2f}",
-                      "", "2000", "", "", style="dim")
+                      "", "2000 (1306/462/232)", "", "", style="dim")
         t.add_section()
     for res in results:
         s = res.summary

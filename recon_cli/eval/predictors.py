@@ -1,0 +1,183 @@
+"""The methods ``recon eval aflw2000`` scores: the trained encoder (``recon``) and the
+landmarks-only baseline (``mediapipe``: MediaPipe FaceMesh's 68 mapped points, no encoder, the
+teacher the encoder's landmark loss learns from).
+
+Both return (2, 68) float64 landmarks in original-image pixels, iBUG order (see
+:class:`recon_cli.eval.aflw2000.LandmarkPredictor`). Images arrive BGR uint8 (OpenCV).
+Torch-free: the ``recon`` method runs whatever :func:`recon_cli.backends.load_backend` opens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recon_cli.errors import InputError
+from recon_cli.eval.crops import roi_box_from_landmarks
+
+_ROI_GRAPH = """
+input_stream: "image"
+input_stream: "roi"
+output_stream: "face_landmarks"
+input_side_packet: "with_attention"
+node {
+  calculator: "FaceLandmarkCpu"
+  input_stream: "IMAGE:image"
+  input_stream: "ROI:roi"
+  input_side_packet: "WITH_ATTENTION:with_attention"
+  output_stream: "LANDMARKS:face_landmarks"
+}
+"""
+
+
+class RoiFaceMesh:
+    """MediaPipe's FaceMesh landmark model (``FaceLandmarkCpu``, the subgraph behind FaceMesh) run on
+    a given region, **without its detector**: the 3DDFA ``--crop gt`` protocol for the baseline.
+
+    The face-presence threshold is set to 0 so the model always returns its 478 (``refine``) points
+    for the box it is given, as every method of the published tables does. Coordinates as
+    :mod:`recon_cli.face.mediapipe_mesh`: input-image px, ``z`` relative depth scaled like x.
+    """
+
+    def __init__(self, refine: bool = True):
+        from mediapipe.python.solution_base import PacketDataType, SolutionBase
+
+        self._graph = SolutionBase(
+            graph_config=_ROI_GRAPH, side_inputs={"with_attention": refine}, outputs=["face_landmarks"],
+            calculator_params={"facelandmarkcpu__ThresholdingCalculator.threshold": 0.0},
+            stream_type_hints={"roi": PacketDataType.PROTO, "face_landmarks": PacketDataType.PROTO})
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+    def mesh(self, image_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """``box``: (x0, y0, x1, y1) px → mesh (478, 3) float32 px (468 without refine)."""
+        from mediapipe.framework.formats import rect_pb2
+
+        h, w = image_rgb.shape[:2]
+        x0, y0, x1, y1 = (float(v) for v in box)
+        roi = rect_pb2.NormalizedRect(x_center=(x0 + x1) / 2 / w, y_center=(y0 + y1) / 2 / h,
+                                      width=(x1 - x0) / w, height=(y1 - y0) / h, rotation=0.0)
+        res = self._graph.process({"image": np.ascontiguousarray(image_rgb), "roi": roi})
+        if res.face_landmarks is None:  # cannot happen with threshold 0; kept as a clear failure
+            raise RuntimeError("MediaPipe's landmark model returned no points for the ground-truth box")
+        return np.array([(p.x * w, p.y * h, p.z * w) for p in res.face_landmarks.landmark], dtype=np.float32)
+
+
+class MediaPipePredictor:
+    """MediaPipe FaceMesh → 68 points (:mod:`recon_cli.face.landmarks68`), no encoder.
+
+    ``detect``: FaceMesh with its own BlazeFace detector on the whole photo (up to ``max_faces``),
+    through :class:`recon_cli.face.mediapipe_mesh.FaceLandmarker`.
+    ``predict_gt_box``: the FaceMesh landmark model on the 3DDFA ROI box
+    (:func:`recon_cli.eval.crops.roi_box_from_landmarks`), no detector (:class:`RoiFaceMesh`).
+    """
+
+    name = "mediapipe"
+
+    def __init__(self, max_faces: int = 4, min_detection_confidence: float | None = None):
+        from recon_cli.face.mediapipe_mesh import FaceLandmarker, LandmarkerConfig
+
+        kw = {} if min_detection_confidence is None else {"min_detection_confidence": min_detection_confidence}
+        self._cfg = LandmarkerConfig(static=True, max_faces=max_faces, **kw)
+        self._lm = FaceLandmarker(self._cfg)
+        self._roi = RoiFaceMesh(refine=self._cfg.refine)
+
+    def close(self) -> None:
+        self._lm.close()
+        self._roi.close()
+
+    def settings(self) -> dict[str, Any]:
+        return {"landmarker": dict(self._cfg.__dict__),
+                "gt_crop": "FaceMesh landmark model on the 3DDFA ROI box (sqrt(2)*max(w,h) square), no detector"}
+
+    @staticmethod
+    def _rgb(image_bgr: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(image_bgr[..., ::-1])
+
+    def detect(self, image_bgr: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(f.lm68, dtype=np.float64).T for f in self._lm.detect(self._rgb(image_bgr))]
+
+    def predict(self, image_bgr: np.ndarray, face: np.ndarray) -> np.ndarray:
+        return np.asarray(face, dtype=np.float64)
+
+    def predict_gt_box(self, image_bgr: np.ndarray, gt68: np.ndarray) -> np.ndarray:
+        from recon_cli.face.landmarks68 import mesh_to_68
+
+        mesh = self._roi.mesh(self._rgb(image_bgr), roi_box_from_landmarks(gt68))
+        return np.asarray(mesh_to_68(mesh), dtype=np.float64).T
+
+
+def no_weights_error() -> InputError:
+    from recon_cli.paths import WEIGHTS_DIR
+
+    return InputError(f"--method recon needs trained encoder weights, and none are shipped yet (nothing in {WEIGHTS_DIR})",
+                      hint="pass --weights FILE: a .pt checkpoint from `recon train` or an .onnx/.engine from "
+                           "`recon export`; or use --method mediapipe for the landmarks-only baseline")
+
+
+def default_weights() -> Path | None:
+    """The shipped default encoder (``recon_cli/weights/``), or None while none is shipped."""
+    from recon_cli.paths import WEIGHTS_DIR
+
+    for pat in ("*.onnx", "*.pt", "*.pth"):
+        found = sorted(WEIGHTS_DIR.glob(pat)) if WEIGHTS_DIR.is_dir() else []
+        if found:
+            return found[0]
+    return None
+
+
+class ReconPredictor:
+    """The trained encoder through the real pipeline (:class:`recon_cli.pipeline.reconstruct.Reconstructor`):
+    detected faces → 5-point alignment → encoder → coefficients → projected model landmarks (2, 68) px.
+
+    ``predict_gt_box`` aligns with the virtual 5 points of :func:`recon_cli.eval.crops.virtual_five_points`,
+    so the crop comes from the ground-truth box only.
+    """
+
+    name = "recon"
+
+    def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4):
+        try:
+            from recon_cli.pipeline.reconstruct import Reconstructor
+        except ImportError as e:
+            from recon_cli.errors import NotBuiltError
+
+            raise NotBuiltError(f"--method recon needs recon_cli.pipeline.reconstruct, which is not in this build ({e})",
+                                hint="use --method mediapipe") from None
+        from recon_cli.face.mediapipe_mesh import FaceLandmarker, LandmarkerConfig
+
+        self.weights, self.backend = Path(weights), backend
+        self._rec = Reconstructor.from_weights(weights, backend=backend, threads=threads)
+        self._lm = FaceLandmarker(LandmarkerConfig(static=True, max_faces=max_faces))
+        self._faces: dict[int, Any] = {}
+
+    def close(self) -> None:
+        self._lm.close()
+
+    def settings(self) -> dict[str, Any]:
+        return {"weights": str(self.weights), "backend": self.backend, **getattr(self._rec, "settings", lambda: {})()}
+
+    def detect(self, image_bgr: np.ndarray) -> list[np.ndarray]:
+        faces = self._lm.detect(np.ascontiguousarray(image_bgr[..., ::-1]))
+        out = []
+        self._faces = {}
+        for f in faces:
+            arr = np.asarray(f.lm68, dtype=np.float64).T
+            self._faces[id(arr)] = f
+            out.append(arr)
+        return out
+
+    def predict(self, image_bgr: np.ndarray, face: np.ndarray) -> np.ndarray:
+        f = self._faces[id(face)]
+        return self._rec.landmarks68(np.ascontiguousarray(image_bgr[..., ::-1]), f.lm5)
+
+    def predict_gt_box(self, image_bgr: np.ndarray, gt68: np.ndarray) -> np.ndarray:
+        from recon_cli.eval.crops import virtual_five_points
+
+        lm5 = virtual_five_points(gt68, self._rec.target5_crop(), self._rec.box_in_crop())
+        return self._rec.landmarks68(np.ascontiguousarray(image_bgr[..., ::-1]), lm5)

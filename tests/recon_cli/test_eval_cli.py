@@ -1,0 +1,77 @@
+"""`recon eval aflw2000` end to end on the real shared half (MediaPipe baseline, no encoder)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from recon_cli.cli.app import main
+from recon_cli.eval.nme import yaw_bin
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    out = capsys.readouterr()
+    return e.value.code, out.out + out.err
+
+
+@pytest.mark.data
+def test_mediapipe_limit20_both_crops_writes_json_csv_report(shared_data, tmp_path, capsys):
+    data = shared_data / "aflw2000-3d"
+    code, out = _run(["eval", "aflw2000", "--data", str(data), "--method", "mediapipe", "--crop", "both",
+                      "--limit", "20", "--quiet", "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"),
+                      "--report", str(tmp_path / "rep")], capsys)
+    assert code in (0, None), out
+    assert "published" in out and "mediapipe (crop detector" in out and "mediapipe (crop gt" in out
+    payload = json.loads((tmp_path / "r.json").read_text())
+    assert [r["settings"]["crop"] for r in payload["runs"]] == ["detector", "gt"]
+    assert {r["method"] for r in payload["published"]} >= {"3DDFA", "PRNet", "3DDFA-V2", "MGCNet", "SADRNet"}
+    for run in payload["runs"]:
+        s, rows = run["summary"], run["per_image"]
+        assert run["settings"]["yaw_source"] == "aflw-labels" and run["settings"]["limit"] == 20
+        assert s["n"] == len(rows) == 20
+        nmes = np.array([r["nme_pct"] for r in rows])
+        bins = yaw_bin([r["yaw_deg"] for r in rows])
+        assert s["bin_count"] == np.bincount(bins, minlength=3).tolist()
+        assert s["plain_mean"] == pytest.approx(nmes.mean())
+        # MediaPipe is a real landmark model: frontal faces well under 10 % NME, every value finite
+        assert np.isfinite(nmes).all() and s["bin_mean"][0] < 6.0
+        assert run["timing"]["images_per_s"] > 0
+    det, gt = payload["runs"]
+    assert det["detector"]["misses"] == sum(r["detector_hit"] is False for r in det["per_image"])
+    assert all(r["detector_hit"] is None and r["crop_used"] == "gt" for r in gt["per_image"])
+    with open(tmp_path / "r.detector.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 20 and set(rows[0]) == {"name", "yaw_deg", "bin", "bin_label", "nme_pct", "detector_hit", "crop_used"}
+    assert float(rows[0]["nme_pct"]) == pytest.approx(det["per_image"][0]["nme_pct"], abs=1e-4)
+    import cv2
+
+    grid = cv2.imread(str(tmp_path / "rep" / "worst_gt.png"))
+    assert grid is not None and grid.shape[1] == 6 * 256
+
+
+def test_recon_without_weights_says_none_are_shipped(shared_data, capsys, tmp_path, monkeypatch):
+    import recon_cli.paths
+
+    monkeypatch.setattr(recon_cli.paths, "WEIGHTS_DIR", tmp_path / "no-weights")
+    code, out = _run(["eval", "aflw2000", "--data", str(shared_data / "aflw2000-3d"), "--limit", "1"], capsys)
+    assert code == 2
+    assert "none are shipped yet" in out and "--weights" in out
+    assert "Traceback" not in out
+
+
+def test_missing_folder_and_bad_mat_are_clear_errors(tmp_path, capsys, shared_data):
+    code, out = _run(["eval", "aflw2000", "--data", str(tmp_path / "absent"), "--method", "mediapipe"], capsys)
+    assert code == 2 and "AFLW2000-3D folder not found" in out and "Traceback" not in out
+    import shutil
+
+    shutil.copy(shared_data / "aflw2000-3d" / "image00004.jpg", tmp_path / "image00004.jpg")
+    (tmp_path / "image00004.mat").write_bytes(b"\x00garbage")
+    code, out = _run(["eval", "aflw2000", "--data", str(tmp_path), "--method", "mediapipe", "--quiet",
+                      "--json", str(tmp_path / "r.json")], capsys)
+    assert code == 2 and "image00004.mat" in out and "Traceback" not in out
+    assert not (tmp_path / "r.json").exists()
