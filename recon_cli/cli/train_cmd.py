@@ -1,14 +1,131 @@
-"""`recon train` (not built yet)."""
+"""`recon train` (training loop, resume, DDP via torchrun) and `recon bench train`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from recon_cli.cli.common import not_built
+from recon_cli.cli.groups import bench_app
+from recon_cli.errors import InputError
+
+_HELP = """Train the coefficient encoder on a prepared dataset (`recon prep` output).
+
+Every config key can be set with [bold]--set key=value[/] (repeatable; values are YAML, e.g.
+--set optim.grad_clip=5 --set losses.enabled=[photo,wing]); the options below are shortcuts.
+Precedence: defaults < --config FILE < --set < options. Outputs go to PROJECT/NAME:
+config.yaml, checkpoints/last.pt, log.jsonl, train.csv, grids/*.png, summary.json.
+
+[bold]--resume[/] continues PROJECT/NAME exactly (weights, optimiser, data position, RNG); the run's
+own config.yaml is the base, so only pass what should change (e.g. a larger --max-steps).
+Ctrl-C saves a checkpoint and exits cleanly. Multi-GPU / multi-process:
+[dim]torchrun --nproc_per_node N -m recon_cli train --data DATASET ...[/]
+"""
+
+
+def build_config(data: Optional[Path], config: Optional[Path], sets: list[str], *, losses: Optional[str] = None,
+                 device: Optional[str] = None, batch_size: Optional[int] = None, epochs: Optional[int] = None,
+                 max_steps: Optional[int] = None, name: Optional[str] = None, project: Optional[str] = None,
+                 resume: bool = False, arch: Optional[str] = None, lr: Optional[float] = None,
+                 identity_weights: Optional[Path] = None, size: Optional[int] = None, workers: Optional[int] = None,
+                 amp: Optional[str] = None):
+    """CLI options → validated :class:`train.config.TrainConfig` (see ``recon train --help``)."""
+    from recon_cli.config import apply_overrides
+    from train.config import load_config, parse_losses, validate
+
+    opts: dict = {}
+    for key, value in (("data.path", str(data) if data else None), ("run.device", device),
+                       ("optim.batch_size", batch_size), ("optim.epochs", epochs), ("optim.max_steps", max_steps),
+                       ("run.name", name), ("run.project", project), ("model.arch", arch), ("optim.lr", lr),
+                       ("losses.identity_weights", str(identity_weights) if identity_weights else None),
+                       ("data.size", size), ("data.workers", workers), ("run.amp", amp)):
+        if value is not None:
+            opts[key] = value
+    if losses is not None:
+        opts["losses.enabled"] = parse_losses(losses)
+    if resume:
+        opts["run.resume"] = True
+        if config is None:  # the run's own resolved config is the base of a resume
+            probe = load_config(None, [*sets, *[f"{k}={v}" for k, v in opts.items() if k.startswith("run.")]])
+            saved = probe.run_dir / "config.yaml"
+            if not saved.is_file():
+                raise InputError(f"cannot resume: {saved} not found",
+                                 hint="pass the --project and --name of an existing run (or its --config)")
+            config = saved
+    cfg = load_config(config, [*sets])
+    if opts:
+        cfg = validate(apply_overrides(cfg, opts))
+    if not cfg.data.path:
+        raise InputError("no dataset given", hint="pass --data DATASET (a folder written by `recon prep`)")
+    return cfg
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def train(ctx: typer.Context) -> None:
-        """Not built yet."""
-        not_built("train", "see the open issues")
+    @app.command("train", help=_HELP, no_args_is_help=True)
+    def train(
+        data: Optional[Path] = typer.Option(None, "--data", "-d", help="Prepared dataset folder (dataset.json + manifest.jsonl)."),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file (any subset of the keys)."),
+        losses: Optional[str] = typer.Option(None, "--losses", help="Enabled losses, comma-separated: photo,wing,per,reg,fre."),
+        sets: list[str] = typer.Option([], "--set", help="Override any config key: --set optim.grad_clip=5 (repeatable)."),
+        device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Images per step per process (paper: 16)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (ignored when --max-steps > 0)."),
+        max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
+        name: Optional[str] = typer.Option(None, "--name", help="Run name (folder under --project)."),
+        project: Optional[str] = typer.Option(None, "--project", help="Folder of runs (default runs/train)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue PROJECT/NAME from checkpoints/last.pt."),
+        arch: Optional[str] = typer.Option(None, "--arch", help="Encoder: resnet50 | resnet18 | mobilenet_v3_large | mobilenet_v3_small."),
+        lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (paper: 1e-4)."),
+        identity_weights: Optional[Path] = typer.Option(None, "--identity-weights", help="Face-recognition checkpoint for the identity loss."),
+        size: Optional[int] = typer.Option(None, "--size", help="Training image size (crops are resized; default 224)."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),
+        amp: Optional[str] = typer.Option(None, "--amp", help="auto | off | bf16 | fp16 (mixed precision on CUDA)."),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run summary as JSON to this file."),
+    ) -> None:
+        import logging
+        import os
+
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        from recon_cli.benchtable import write_json
+
+        cfg = build_config(data, config, sets, losses=losses, device=device, batch_size=batch_size, epochs=epochs,
+                           max_steps=max_steps, name=name, project=project, resume=resume, arch=arch, lr=lr,
+                           identity_weights=identity_weights, size=size, workers=workers, amp=amp)
+        console = Console(stderr=True)
+        logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
+        logging.captureWarnings(True)
+        from train.trainer import train as run_training
+
+        summary = run_training(cfg)
+        if int(os.environ.get("RANK", "0")) == 0:
+            val = summary.get("val") or {}
+            state = "interrupted, checkpoint saved" if summary["interrupted"] else "done"
+            console.print(f"[bold green]{state}[/]: step {summary['step']}, {summary['seconds']:.1f} s; "
+                          + (f"val landmarks {val['lm_px']:.2f} px (224), NME {val['nme']:.4f}; " if val else "")
+                          + f"skipped batches {summary['skipped_batches']}, bad samples {summary['bad_samples']}\n"
+                          f"  run: {summary['run_dir']}  checkpoint: {summary['checkpoint']}")
+            write_json(json_out, summary)
+
+    @bench_app.command("train")
+    def bench_train(
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Write the rows and environment as JSON."),
+        arch: str = typer.Option("resnet50,mobilenet_v3_large", "--arch", help="Comma-separated encoder architectures."),
+        size: int = typer.Option(224, "--size", help="Image size."),
+        batch: int = typer.Option(16, "--batch", help="Batch size."),
+        device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: CUDA with AMP when present, and CPU)."),
+        losses: str = typer.Option("photo,wing,per,reg,fre", "--losses", help="Losses in the timed step."),
+        repeat: int = typer.Option(5, "--repeat", help="Timed steps per row (after 2 warm-up steps)."),
+        threads: int = typer.Option(0, "--threads", help="torch CPU threads (0 = default)."),
+        model: Optional[Path] = typer.Option(None, "--model", help="Morphable model .npz (default: shipped ICT-FaceKit)."),
+    ) -> None:
+        """Training step time (forward + render + losses + backward + Adam step) per image, synthetic batch."""
+        from recon_cli.benchtable import print_table, write_json
+        from train.bench import bench_train as run_bench
+
+        rows, env = run_bench([a.strip() for a in arch.split(",") if a.strip()], size=size, batch=batch, device=device,
+                              losses=losses, repeat=repeat, threads=threads, model_path=model)
+        print_table(f"recon bench train (size {size}, batch {batch})", rows, env)
+        write_json(json_out, {"rows": rows, "env": env})

@@ -1,0 +1,255 @@
+"""Training data: the prepared dataset (``recon prep`` output) as torch samples, the
+deterministic train/val split and a resumable, DDP-aware batch sampler.
+
+A sample (dict, one face; ``S`` = ``data.size``):
+
+* ``image``: ``(3, S, S) float32`` RGB in [0, 1] (the aligned crop, resized from the dataset's size);
+* ``face_mask`` (P): ``(1, S, S) float32`` 1 on face pixels (mask label > 0), else 0;
+* ``region_weight`` (W): ``(1, S, S) float32`` per-pixel weight by label (skin 1.0, eyes 1.5,
+  nose 1.5, mouth 1.2 by default; 0 outside the face);
+* ``lm68``: ``(68, 2) float32`` detected landmarks, crop pixels at size S (x right, y down,
+  origin at the top-left corner of the top-left pixel);
+* ``pts21``: ``(21, 2) float32`` manual labels in crop px at size S, NaN where invisible or absent;
+* ``index``: int, position in the dataset (for logging).
+
+Bad samples (missing/corrupt crop or mask, NaN/out-of-range landmarks) are logged once with the
+file and the reason and come back as ``None``; :func:`collate_skip_bad` drops them, so a long run
+never stops on one bad file. The sampler's state is (epoch, batch index): ``--resume`` restarts
+mid-epoch with exactly the same data order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from recon_cli.errors import InputError
+
+log = logging.getLogger("recon.train.data")
+
+N_LABELS = 5  # 0 out, 1 skin, 2 eyes, 3 nose, 4 mouth
+
+
+# ---------------------------------------------------------------------------------------- manifest
+def load_entries(dataset_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``(dataset.json header, manifest entries)`` of a prepared dataset.
+
+    Uses the front-end's reader :func:`train.dataset_format.load_manifest`; raises
+    :class:`InputError` naming the folder when it is not a prepared dataset.
+    """
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise InputError(f"dataset folder not found: {root}",
+                         hint="prepare one with `recon prep IMAGES --out DATASET` and pass --data DATASET")
+    if not (root / "dataset.json").is_file() or not (root / "manifest.jsonl").is_file():
+        raise InputError(f"{root} is not a prepared dataset: dataset.json and manifest.jsonl expected",
+                         hint="create it with `recon prep IMAGES --out DATASET`")
+    header, entries = _read_manifest(root)
+    if not entries:
+        raise InputError(f"{root}/manifest.jsonl lists no samples",
+                         hint="check the prep report (report.json, skipped.jsonl): no face was found?")
+    return header, entries
+
+
+def _read_manifest(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    try:
+        from train.dataset_format import load_manifest
+    except ImportError:  # the front-end's reader not installed: read the documented format directly
+        load_manifest = None
+    if load_manifest is not None:
+        out = load_manifest(root)
+        if isinstance(out, tuple):
+            header, entries = out
+        else:
+            header, entries = getattr(out, "header", None) or getattr(out, "info"), list(getattr(out, "entries", out))
+        return dict(header), [e if isinstance(e, dict) else vars(e) for e in entries]
+    try:
+        header = json.loads((root / "dataset.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{root}/dataset.json is unreadable: {e}", hint="re-run `recon prep`") from None
+    entries, seen = [], set()
+    for n, line in enumerate((root / "manifest.jsonl").read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("%s/manifest.jsonl line %d is not JSON (truncated write?): skipped", root, n)
+            continue
+        if e.get("id") in seen:
+            continue
+        seen.add(e.get("id"))
+        entries.append(e)
+    return header, entries
+
+
+# ---------------------------------------------------------------------------------------- split
+def split_ids(ids: list[str], val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Deterministic train/val split by a hash of each id: ``(train indices, val indices)``.
+
+    An id's side depends only on (id, seed), never on the other ids or their order, so adding
+    samples to a dataset never moves existing ones between train and val.
+    """
+    train, val = [], []
+    for i, sid in enumerate(ids):
+        h = hashlib.sha1(f"{seed}:{sid}".encode()).digest()
+        u = int.from_bytes(h[:8], "big") / 2.0**64
+        (val if u < val_fraction else train).append(i)
+    if val_fraction > 0 and not val and len(train) > 1:  # tiny datasets: hold out at least one
+        val.append(train.pop())
+    return train, val
+
+
+# ---------------------------------------------------------------------------------------- dataset
+class FaceDataset(Dataset):
+    """Samples of a prepared dataset (see the module docstring for the sample fields)."""
+
+    def __init__(self, root: str | Path, entries: list[dict[str, Any]], size: int,
+                 label_weights: tuple[float, float, float, float] = (1.0, 1.5, 1.5, 1.2),
+                 src_size: int | None = None, use_pts21: bool = True):
+        self.root, self.entries, self.size = Path(root), entries, int(size)
+        self.src_size, self.use_pts21 = src_size, use_pts21
+        self.lut = np.array([0.0, *label_weights], dtype=np.float32)  # label → weight
+        self._warned: set[int] = set()
+        self.n_bad = 0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> dict[str, Any] | None:
+        e = self.entries[i]
+        try:
+            return self._load(i, e)
+        except BadSample as err:
+            if i not in self._warned:
+                self._warned.add(i)
+                self.n_bad += 1
+                log.warning("skipping bad sample %s: %s", err.file, err.reason)
+            return None
+
+    def _load(self, i: int, e: dict[str, Any]) -> dict[str, Any]:
+        crop_path, mask_path = self.root / str(e.get("crop", "")), self.root / str(e.get("mask", ""))
+        img = cv2.imread(str(crop_path), cv2.IMREAD_COLOR) if crop_path.is_file() else None
+        if img is None:
+            raise BadSample(crop_path, "crop missing or not a readable image")
+        labels = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED) if mask_path.is_file() else None
+        if labels is None:
+            raise BadSample(mask_path, "mask missing or not a readable image")
+        if labels.ndim == 3:
+            labels = labels[..., 0]
+        if labels.shape[:2] != img.shape[:2]:
+            raise BadSample(mask_path, f"mask is {labels.shape[1]}x{labels.shape[0]}, crop is {img.shape[1]}x{img.shape[0]}")
+        if img.shape[0] != img.shape[1]:
+            raise BadSample(crop_path, f"crop is not square ({img.shape[1]}x{img.shape[0]})")
+        if int(labels.max(initial=0)) >= N_LABELS:
+            raise BadSample(mask_path, f"mask label {int(labels.max())} outside 0..{N_LABELS - 1}")
+        src = img.shape[0]
+        lm = _points(e.get("lm68"), 68)
+        if lm is None or not np.isfinite(lm).all():
+            raise BadSample(crop_path, "lm68 missing, not 68×2 or not finite")
+        if np.abs(lm).max() > 4 * src:
+            raise BadSample(crop_path, "lm68 far outside the crop")
+        pts21 = _points((e.get("extra") or {}).get("pts21"), 21) if self.use_pts21 else None
+        s = self.size / src
+        if src != self.size:
+            img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            labels = cv2.resize(labels, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
+        rgb = np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1), dtype=np.float32) / 255.0
+        labels = labels.astype(np.int64)
+        return {
+            "image": torch.from_numpy(rgb),
+            "face_mask": torch.from_numpy((labels > 0).astype(np.float32)[None]),
+            "region_weight": torch.from_numpy(self.lut[labels][None]),
+            "lm68": torch.from_numpy((lm * s).astype(np.float32)),
+            "pts21": torch.from_numpy((pts21 * s if pts21 is not None else np.full((21, 2), np.nan)).astype(np.float32)),
+            "index": i,
+        }
+
+
+class BadSample(Exception):
+    def __init__(self, file: Path, reason: str):
+        super().__init__(f"{file}: {reason}")
+        self.file, self.reason = file, reason
+
+
+def _points(value, n: int) -> np.ndarray | None:
+    """JSON list of ``n`` [x, y] (None/null = NaN) → ``(n, 2) float64`` or None if malformed."""
+    if value is None:
+        return None
+    try:
+        arr = np.array([[np.nan if v is None else v for v in p] for p in value], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.shape == (n, 2) else None
+
+
+def collate_skip_bad(samples: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Stack samples, dropping the ``None`` (bad) ones; ``None`` when none is left.
+
+    Returns ``image (B,3,S,S)``, ``face_mask``/``region_weight (B,1,S,S)``, ``lm68 (B,68,2)``,
+    ``pts21 (B,21,2)``, ``index (B,) int64`` and ``n_bad`` (int, samples dropped).
+    """
+    good = [s for s in samples if s is not None]
+    if not good:
+        return None
+    out = {k: torch.stack([s[k] for s in good]) for k in ("image", "face_mask", "region_weight", "lm68", "pts21")}
+    out["index"] = torch.tensor([s["index"] for s in good], dtype=torch.int64)
+    out["n_bad"] = len(samples) - len(good)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- sampler
+@dataclass
+class SamplerState:
+    epoch: int = 0
+    batch: int = 0  # batches of this epoch already consumed
+
+
+class ResumableBatchSampler:
+    """Epoch-seeded permutation, sharded across DDP ranks, batched; restartable mid-epoch.
+
+    Each epoch ``e`` shuffles ``indices`` with ``np.random.default_rng([seed, e])`` (the same on
+    every rank), pads it by wrapping to a multiple of ``world`` (as ``DistributedSampler`` does) and
+    gives rank ``r`` the items ``r, r+world, …``. All ranks get the same number of batches.
+    ``state`` (epoch, batch) says where iteration starts; the trainer advances it as batches are
+    consumed (not as they are prefetched), so a checkpoint records the exact data position.
+    """
+
+    def __init__(self, indices: list[int], batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
+                 shuffle: bool = True, drop_last: bool = True):
+        if not indices:
+            raise InputError("the training split is empty", hint="use more samples or a smaller data.val_fraction")
+        self.indices, self.batch_size, self.seed = list(indices), int(batch_size), int(seed)
+        self.rank, self.world, self.shuffle = rank, world, shuffle
+        per_rank = math.ceil(len(self.indices) / world)
+        # drop the last partial batch unless it is the only one (tiny datasets)
+        self.drop_last = drop_last and per_rank >= batch_size
+        self.per_rank = per_rank
+        self.state = SamplerState()
+
+    def __len__(self) -> int:
+        """Batches per epoch (per rank)."""
+        return self.per_rank // self.batch_size if self.drop_last else math.ceil(self.per_rank / self.batch_size)
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        idx = np.asarray(self.indices)
+        if self.shuffle:
+            idx = idx[np.random.default_rng([self.seed, epoch]).permutation(len(idx))]
+        total = self.per_rank * self.world
+        if total > len(idx):
+            idx = np.concatenate([idx, idx[: total - len(idx)]])
+        mine = idx[self.rank::self.world].tolist()
+        return [mine[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.epoch_batches(self.state.epoch)[self.state.batch:]

@@ -1,0 +1,410 @@
+"""The training loop: Adam, AMP on CUDA, DDP through ``torchrun``, exact resume, logs, grids.
+
+Use :func:`train` (``recon train`` calls it) or :class:`Trainer` directly::
+
+    from train.config import load_config
+    from train.trainer import Trainer
+    cfg = load_config(None, ["data.path=DATASET", "optim.max_steps=100"])
+    summary = Trainer(cfg).fit()
+
+A run writes to ``<run.project>/<run.name>/``: ``config.yaml`` (resolved config),
+``checkpoints/last.pt`` (+ ``step_XXXXXXX.pt`` with ``run.keep_steps``), ``log.jsonl`` and
+``train.csv`` (every loss term per step, validation records), ``grids/step_XXXXXXX.png`` and
+``grid_last.png`` (input | composited render | landmarks), ``summary.json``.
+
+Exact resume: the checkpoint holds the weights, optimiser, GradScaler, step, sampler position
+(epoch, batch) and all RNG states; with ``run.deterministic`` on CPU a run interrupted after k
+steps and resumed ends with bit-identical weights to an uninterrupted one (tested).
+Ctrl-C (SIGINT) or SIGTERM: the current step finishes, a checkpoint is written and ``fit``
+returns with ``interrupted = True``; a second Ctrl-C aborts at once (the last checkpoint stays).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import signal
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from recon_cli.atomic import atomic_write_text
+from recon_cli.config import to_dict
+from recon_cli.errors import InputError
+from train import distributed as D
+from train.checkpoint import load_training_checkpoint, rng_state, save_training_checkpoint, set_rng_state
+from train.config import TrainConfig, save_yaml, validate
+from train.data import FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids
+from train.grid import make_grid, write_grid
+from train.objective import build_objective
+from train.runlog import RunLog
+from train.step import encode, landmark_error, to_device
+
+log = logging.getLogger("recon.train")
+
+
+class Trainer:
+    """One training run (see the module docstring). ``on_step(trainer)`` is called after every
+    optimiser step (hooks for tests/tools; :meth:`request_stop` ends the run like Ctrl-C)."""
+
+    def __init__(self, cfg: TrainConfig, *, on_step: Callable[["Trainer"], None] | None = None):
+        self.cfg = cfg = validate(cfg)
+        self.on_step = on_step
+        self._stop = False
+        self.dist = D.init(cfg.run.device)
+        self.device = self.dist.device
+        self.amp_dtype = D.resolve_amp(cfg.run.amp, self.device)
+        if cfg.run.threads > 0:
+            torch.set_num_threads(cfg.run.threads)
+        if cfg.run.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            if self.device.type == "cuda":
+                torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        _seed_all(cfg.run.seed + self.dist.rank)
+        self.run_dir = cfg.run_dir
+        self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
+        if self.dist.is_main and not cfg.run.resume and self.ckpt_path.exists():
+            raise InputError(f"run {self.run_dir} already has a checkpoint",
+                             hint="continue it with --resume, or choose another --name/--project")
+
+        # ---- data
+        header, entries = load_entries(cfg.data.path)
+        if cfg.data.max_samples > 0:
+            entries = entries[: cfg.data.max_samples]
+        train_idx, val_idx = split_ids([str(e.get("id", i)) for i, e in enumerate(entries)],
+                                       cfg.data.val_fraction, cfg.data.split_seed)
+        if cfg.data.val_max > 0:
+            val_idx = val_idx[: cfg.data.val_max]
+        d = cfg.data
+        self.dataset = FaceDataset(cfg.data.path, entries, d.size, (d.w_skin, d.w_eyes, d.w_nose, d.w_mouth),
+                                   use_pts21=d.use_pts21)
+        self.header, self.train_idx, self.val_idx = header, train_idx, val_idx
+        self.sampler = ResumableBatchSampler(train_idx, cfg.optim.batch_size, seed=cfg.run.seed,
+                                             rank=self.dist.rank, world=self.dist.world, drop_last=d.drop_last)
+        self.loader_gen = torch.Generator().manual_seed(cfg.run.seed)
+        self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=d.workers,
+                                 collate_fn=collate_skip_bad, pin_memory=self.device.type == "cuda",
+                                 persistent_workers=d.workers > 0, generator=self.loader_gen)
+
+        # ---- model, objective, optimiser
+        from recon_cli.coeffs import CoeffLayout
+        from recon_cli.encoders import build_encoder
+        from recon_cli.morphable import load_model
+
+        self.model = load_model(cfg.model.morphable or None)
+        self.layout = CoeffLayout.for_model(self.model, cfg.model.n_light)
+        self.encoder = build_encoder(cfg.model.arch, self.layout, d.size).to(self.device)
+        if cfg.model.pretrained and not cfg.run.resume:
+            _load_pretrained(self.encoder, cfg.model.pretrained)
+        self.objective = build_objective(cfg, self.model, self.layout, self.device, header)
+        o = cfg.optim
+        self.optimizer = torch.optim.Adam(self.encoder.parameters(), lr=o.lr, betas=(o.beta1, o.beta2),
+                                          weight_decay=o.weight_decay)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.step, self.n_skipped, self.n_nonfinite, self.best_val = 0, 0, 0, math.inf
+        if cfg.run.resume:
+            self._resume()
+        self.net = self.encoder
+        if self.dist.enabled:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.encoder, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.steps_per_epoch = len(self.sampler)
+        # max_steps > 0 overrides epochs
+        self.total_steps = o.max_steps if o.max_steps > 0 else o.epochs * self.steps_per_epoch
+        self.runlog: RunLog | None = None
+
+    # ------------------------------------------------------------------ resume / checkpoint
+    def _resume(self) -> None:
+        weights, meta, state = load_training_checkpoint(self.ckpt_path)
+        want = {"arch": self.cfg.model.arch, "size": self.cfg.data.size, "layout": self.layout.to_dict(),
+                "model_hash": self.model.content_hash()}
+        for key, value in want.items():
+            if meta.get(key) != value:
+                raise InputError(f"cannot resume {self.ckpt_path}: its {key} is {meta.get(key)!r}, this config gives {value!r}",
+                                 hint="resume with the run's own config.yaml (it is loaded by default) or start a new --name")
+        self.encoder.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.sampler.state.epoch, self.sampler.state.batch = int(state["sampler"]["epoch"]), int(state["sampler"]["batch"])
+        c = state.get("counters", {})
+        self.n_skipped, self.n_nonfinite = int(c.get("skipped", 0)), int(c.get("nonfinite", 0))
+        self.best_val = float(state.get("best_val", math.inf))
+        if state.get("world", 1) != self.dist.world:
+            warnings.warn(f"resuming a run written with {state.get('world')} process(es) on {self.dist.world}: "
+                          "the data order from here on differs from an uninterrupted run")
+        rngs = state["rng"]
+        set_rng_state(rngs[self.dist.rank] if isinstance(rngs, list) and self.dist.rank < len(rngs) else
+                      (rngs[0] if isinstance(rngs, list) else rngs), self.loader_gen)
+        self._resumed = True
+
+    def save(self) -> Path | None:
+        """Write ``checkpoints/last.pt`` (rank 0; every rank's RNG state is gathered)."""
+        rngs = [rng_state(self.loader_gen)]
+        if self.dist.enabled:
+            gathered: list[Any] = [None] * self.dist.world
+            torch.distributed.all_gather_object(gathered, rngs[0])
+            rngs = gathered
+        if not self.dist.is_main:
+            return None
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "step": self.step,
+            "sampler": {"epoch": self.sampler.state.epoch, "batch": self.sampler.state.batch},
+            "rng": rngs,
+            "counters": {"skipped": self.n_skipped, "nonfinite": self.n_nonfinite, "bad_samples": self.dataset.n_bad},
+            "best_val": self.best_val,
+            "world": self.dist.world,
+        }
+        keep = self.run_dir / "checkpoints" / f"step_{self.step:07d}.pt" if self.cfg.run.keep_steps else None
+        return save_training_checkpoint(self.ckpt_path, self.encoder, arch=self.cfg.model.arch, layout=self.layout,
+                                        size=self.cfg.data.size, model=self.model, config=to_dict(self.cfg),
+                                        train_state=state, keep_copy=keep)
+
+    def request_stop(self) -> None:
+        """Finish the current step, save a checkpoint and return from :meth:`fit`."""
+        self._stop = True
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> dict[str, Any]:
+        cfg, main = self.cfg, self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_yaml(cfg, self.run_dir / "config.yaml")
+            self.runlog = RunLog(self.run_dir, resume_step=self.step if cfg.run.resume else None)
+            self.runlog.write({"kind": "event", "step": self.step, "event": "resume" if cfg.run.resume else "start",
+                               "train": len(self.train_idx), "val": len(self.val_idx), "world": self.dist.world,
+                               "device": str(self.device), "amp": str(self.amp_dtype)})
+        t0, interrupted, last = time.perf_counter(), False, {}
+        with self._signals(), _Progress(main and cfg.run.progress, self.total_steps, self.step) as bar:
+            while self.step < self.total_steps and not interrupted:
+                steps_before = self.step
+                for batch in self.loader:  # one epoch, from the sampler's position
+                    if D.all_flags(self.dist, self._stop)[0]:
+                        interrupted = True
+                        break
+                    t_step = time.perf_counter()
+                    terms = self._train_step(batch)
+                    self._advance_sampler()
+                    if terms:
+                        self.step, last = self.step + 1, terms
+                        self._after_step(terms, t_step, t0, bar)
+                    if self.on_step:
+                        self.on_step(self)
+                    if self.step >= self.total_steps:
+                        break
+                else:
+                    if self.step == steps_before:
+                        raise InputError(f"a whole epoch of {self.cfg.data.path} gave no usable batch "
+                                         f"({self.n_skipped} batches skipped, {self.dataset.n_bad} bad samples)",
+                                         hint="see the warnings above / log.jsonl for the bad files")
+            interrupted = interrupted or D.all_flags(self.dist, self._stop)[0]
+        val = self.validate() if not interrupted else None
+        if main:
+            self._grid()
+        self.save()
+        summary = {"run_dir": str(self.run_dir), "step": self.step, "epoch": self.sampler.state.epoch,
+                   "interrupted": interrupted, "skipped_batches": self.n_skipped, "nonfinite_batches": self.n_nonfinite,
+                   "bad_samples": self.dataset.n_bad, "last": {k: v for k, v in last.items()}, "val": val,
+                   "seconds": round(time.perf_counter() - t0, 3), "checkpoint": str(self.ckpt_path)}
+        if main:
+            self.runlog.write({"kind": "event", "step": self.step, "event": "interrupted" if interrupted else "end"})
+            self.runlog.close()
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+        D.barrier(self.dist)
+        return summary
+
+    def _advance_sampler(self) -> None:
+        s = self.sampler.state
+        s.batch += 1
+        if s.batch >= len(self.sampler):
+            s.epoch, s.batch = s.epoch + 1, 0
+
+    def _train_step(self, batch: dict[str, Any] | None) -> dict[str, float]:
+        """One optimiser step; returns the loss terms (floats) or {} when the batch was skipped."""
+        empty, = D.all_flags(self.dist, batch is None)
+        if empty:
+            self._skip("empty_batch", "every sample of the batch was bad")
+            return {}
+        self.encoder.train()
+        batch = to_device(batch, self.device)
+        coeffs = encode(self.net, batch["image"], self.amp_dtype)
+        losses, _ = self.objective(coeffs, batch)
+        total = losses["total"]
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        bad, = D.all_flags(self.dist, not bool(torch.isfinite(total)))
+        if bad:
+            self.n_nonfinite += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            self._skip("nonfinite_loss", f"loss is {float(total)} (indices {batch['index'].tolist()})")
+            return {}
+        if self.cfg.optim.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.encoder.parameters(), self.cfg.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        out = {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
+        out["n"] = int(batch["image"].shape[0])
+        if batch.get("n_bad"):
+            out["bad_in_batch"] = int(batch["n_bad"])
+        return out
+
+    def _skip(self, event: str, detail: str) -> None:
+        self.n_skipped += 1
+        msg = f"step {self.step}: batch skipped ({event}): {detail}"
+        log.warning(msg)
+        if self.runlog is not None:
+            self.runlog.write({"kind": "event", "step": self.step, "event": "skipped_batch", "reason": event, "detail": detail})
+
+    def _after_step(self, terms: dict[str, float], t_step: float, t0: float, bar: "_Progress") -> None:
+        cfg, main, s = self.cfg, self.dist.is_main, self.step
+        dt = time.perf_counter() - t_step
+        if main and cfg.run.log_every and s % cfg.run.log_every == 0:
+            self.runlog.write({"kind": "train", "step": s, "epoch": self.sampler.state.epoch, **terms,
+                               "lr": self.optimizer.param_groups[0]["lr"],
+                               "img_per_s": terms.get("n", 0) * self.dist.world / max(dt, 1e-9),
+                               "time": round(time.perf_counter() - t0, 3)})
+        bar.update(s, terms)
+        if cfg.run.val_every and s % cfg.run.val_every == 0 and s < self.total_steps:
+            self.validate()
+        if main and cfg.run.grid_every and s % cfg.run.grid_every == 0 and s < self.total_steps:
+            self._grid()
+        if cfg.run.save_every and s % cfg.run.save_every == 0 and s < self.total_steps:
+            self.save()
+
+    # ------------------------------------------------------------------ validation / grid
+    @torch.no_grad()
+    def validate(self) -> dict[str, float] | None:
+        """Landmark error on the held-out split (rank 0; others wait): mean px at 224 and NME."""
+        result = None
+        if self.dist.is_main and self.val_idx:
+            self.encoder.eval()
+            bs = self.cfg.optim.batch_size
+            px, nme, terms, n = [], [], {}, 0
+            for i in range(0, len(self.val_idx), bs):
+                batch = collate_skip_bad([self.dataset[j] for j in self.val_idx[i:i + bs]])
+                if batch is None:
+                    continue
+                batch = to_device(batch, self.device)
+                coeffs = encode(self.encoder, batch["image"], self.amp_dtype)
+                losses, out = self.objective(coeffs, batch)
+                e_px, e_nme = landmark_error(out.landmarks, batch["lm68"], self.cfg.data.size)
+                px.append(e_px), nme.append(e_nme)
+                b = batch["image"].shape[0]
+                for k, v in losses.items():
+                    terms[k] = terms.get(k, 0.0) + float(v) * b
+                n += b
+            self.encoder.train()
+            if n:
+                result = {"lm_px": float(torch.cat(px).mean()), "nme": float(torch.cat(nme).mean()), "n": n,
+                          **{f"loss/{k}": v / n for k, v in terms.items()}}
+                self.best_val = min(self.best_val, result["nme"])
+                self.runlog.write({"kind": "val", "step": self.step, **result})
+                log.info("step %d: val lm %.2f px (224), NME %.4f", self.step, result["lm_px"], result["nme"])
+        D.barrier(self.dist)
+        return result
+
+    @torch.no_grad()
+    def _grid(self) -> None:
+        """Grid of up to 8 fixed samples (validation split first) in eval mode."""
+        idx = (self.val_idx + self.train_idx)[:8]
+        batch = collate_skip_bad([self.dataset[j] for j in idx])
+        if batch is None:
+            return
+        from recon_cli.render.renderer import composite
+
+        self.encoder.eval()
+        batch = to_device(batch, self.device)
+        coeffs = encode(self.encoder, batch["image"], self.amp_dtype)
+        out = self.objective.renderer(coeffs)
+        comp = composite(out.image, out.mask, batch["image"])
+        self.encoder.train()
+        grid = make_grid(batch["image"], comp, batch["lm68"], out.landmarks)
+        write_grid(self.run_dir / "grids" / f"step_{self.step:07d}.png", grid)
+        write_grid(self.run_dir / "grid_last.png", grid)
+
+    # ------------------------------------------------------------------ signals
+    @contextmanager
+    def _signals(self):
+        """SIGINT/SIGTERM → finish the step, checkpoint, return; a second SIGINT aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self._stop and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop = True
+            if self.dist.is_main:
+                log.warning("interrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def train(cfg: TrainConfig, on_step: Callable[[Trainer], None] | None = None) -> dict[str, Any]:
+    """Run training for ``cfg``; returns the summary (also written to ``<run>/summary.json``)."""
+    trainer = Trainer(cfg, on_step=on_step)
+    try:
+        return trainer.fit()
+    finally:
+        D.shutdown(trainer.dist)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _load_pretrained(encoder: torch.nn.Module, path: str) -> None:
+    from recon_cli.encoders import load_pretrained
+
+    load_pretrained(encoder, path)
+
+
+class _Progress:
+    """A rich progress bar with the loss terms (no-op when disabled or off rank 0)."""
+
+    def __init__(self, enabled: bool, total: int, start: int):
+        self.enabled, self.total, self.start = enabled, total, start
+        self._p = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._p = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                               TimeRemainingColumn(), TextColumn("{task.description}"), transient=False)
+            self._p.__enter__()
+            self._task = self._p.add_task("", total=self.total, completed=self.start)
+        return self
+
+    def update(self, step: int, terms: dict[str, float]) -> None:
+        if self._p is not None:
+            desc = " ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in terms.items() if k.startswith("loss/"))
+            self._p.update(self._task, completed=step, description=desc)
+
+    def __exit__(self, *exc):
+        if self._p is not None:
+            self._p.__exit__(*exc)
+        return False
