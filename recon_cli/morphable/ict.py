@@ -185,7 +185,7 @@ def build_ict_model(src: str | Path, cfg: ICTImportConfig = ICTImportConfig(),
     licence = ("ICT-FaceKit (Copyright (c) 2020 USC Institute for Creative Technologies), MIT License; "
                "face region, metres and synthetic albedo derived by recon's importer.\n\n" + data.licence)
     meta = {
-        "importer": "ict", "config": asdict(cfg), "units_in_source": "cm",
+        "importer": "ict", "exp_kind": "blendshapes", "config": asdict(cfg), "units_in_source": "cm",
         "source_face_vertices": [0, FACE_VERTS], "kept_source_vertices": _runs(kept),
         "centre_source_cm": [round(float(c), 4) + 0.0 for c in centre_cm],
         "outward_triangle_fraction": round(outward, 4),
