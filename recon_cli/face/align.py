@@ -32,14 +32,16 @@ import numpy as np
 
 from recon_cli.render.camera import CameraConfig
 
-#: 5-point template for a 224×224 crop with the default camera (see the module docstring).
-#: PROVISIONAL until the default model file is committed; replaced by compute_template() output.
+#: 5-point template for a 224×224 crop with the default camera (see the module docstring),
+#: computed by ``compute_template()`` from the shipped ICT-FaceKit model (content hash
+#: bf56fa1dcf2fe332). At this template the mean face spans x 41-183 px and y 16-206 px of the
+#: crop (forehead to chin inside, ~64 % of the width), so no extra scale is needed by default.
 TEMPLATE_5 = np.array([
-    [80.0, 88.0],
-    [144.0, 88.0],
-    [112.0, 120.0],
-    [86.0, 150.0],
-    [138.0, 150.0],
+    [79.0395, 88.1993],
+    [144.9611, 88.1985],
+    [112.0000, 119.2212],
+    [86.0820, 159.1481],
+    [137.9180, 159.1481],
 ], dtype=np.float64)
 TEMPLATE_SIZE = 224
 
