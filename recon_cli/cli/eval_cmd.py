@@ -108,7 +108,7 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
     w = weights or predictors.default_weights()
     if w is None:
         raise predictors.no_weights_error()
-    return predictors.ReconPredictor(w, backend=backend.value, threads=threads), {"weights": str(w), "backend": backend.value}
+    return predictors.ReconPredictor(w, backend=backend.value, threads=threads), {}
 
 
 def register(app: typer.Typer) -> None:

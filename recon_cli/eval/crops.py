@@ -14,9 +14,10 @@ crop where the aligner puts a canonical face's box: the centre of the square lan
 (the box is axis-aligned, as in 3DDFA). The 5 "virtual" alignment points are the aligner's target
 points mapped back through ``S⁻¹``; aligning them with the aligner's own similarity fit then
 reproduces ``S`` exactly (an exact similarity is recovered exactly by a least-squares fit), so the
-regular pipeline runs unchanged. ``box_centre_crop`` and ``box_side_crop`` come from the aligner's
-canonical 68-point template when :mod:`recon_cli.face` provides one, else from
-:data:`DEFAULT_BOX_IN_CROP` (recorded in every result's settings).
+regular pipeline runs unchanged. ``box_centre_crop`` and ``box_side_crop`` are those of the
+morphable model's mean 68 landmarks projected at zero pose by the crop camera
+(:func:`canonical_box_in_crop`), the same projection the aligner's 5-point template comes from:
+an encoder predicting the mean face frontal puts its landmarks' square box exactly on the GT one.
 
 Frames: image pixels (x right, y down); the 2×3 matrices map original-image px → crop px.
 """
@@ -26,11 +27,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-#: Where the square landmark box of a canonical face sits in the 224 crop: (cx, cy, side) px.
-#: Fallback only; :func:`box_in_crop` prefers the face front-end's template.
-DEFAULT_BOX_IN_CROP: tuple[float, float, float] = (112.0, 120.0, 150.0)
-
 
 def roi_box_from_landmarks(pts: np.ndarray) -> np.ndarray:
     """3DDFA's square ROI box ``(x0, y0, x1, y1)`` px from landmarks ``pts: (2, N)`` px."""
@@ -48,24 +44,21 @@ def square_landmark_box(pts: np.ndarray) -> tuple[float, float, float]:
     return (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)
 
 
-def box_in_crop() -> tuple[tuple[float, float, float], str]:
-    """``((cx, cy, side), source)``: the canonical face's square landmark box in crop px."""
-    try:
-        from recon_cli.face import align  # type: ignore[attr-defined]
+def canonical_box_in_crop(model, cam) -> tuple[float, float, float]:
+    """Square landmark box (cx, cy, side) in crop px of ``model``'s mean 68 landmarks at zero pose
+    projected by the crop camera ``cam`` (:func:`recon_cli.face.align.crop_camera`): where the
+    aligner puts a canonical face (its 5-point template comes from the same projection)."""
+    from recon_cli.render.camera import project
 
-        tmpl = getattr(align, "TEMPLATE_68_CROP", None)
-        if tmpl is not None:
-            t = np.asarray(tmpl, dtype=np.float64)
-            t = t.T if t.shape[0] == 68 else t
-            return square_landmark_box(t[:2]), "recon_cli.face.align.TEMPLATE_68_CROP"
-    except Exception:  # front-end absent or without a template: use the documented fallback
-        pass
-    return DEFAULT_BOX_IN_CROP, "recon_cli.eval.crops.DEFAULT_BOX_IN_CROP"
+    lm = np.asarray(model.mean_shape, dtype=np.float64)[model.landmarks68]
+    uv, _ = project(lm[None], cam)
+    return square_landmark_box(np.asarray(uv[0], dtype=np.float64).T)
 
 
-def gt_box_transform(gt68: np.ndarray, box: tuple[float, float, float] | None = None) -> np.ndarray:
-    """2×3 similarity (no rotation) mapping original px → crop px from the GT landmarks' box."""
-    (tcx, tcy, tside) = box if box is not None else box_in_crop()[0]
+def gt_box_transform(gt68: np.ndarray, box: tuple[float, float, float]) -> np.ndarray:
+    """2×3 similarity (no rotation) mapping original px → crop px that puts the GT landmarks'
+    square box (centre, side ``max(w, h)``) onto ``box = (cx, cy, side)`` crop px."""
+    (tcx, tcy, tside) = box
     cx, cy, side = square_landmark_box(gt68)
     s = tside / max(side, 1e-6)
     return np.array([[s, 0.0, tcx - s * cx], [0.0, s, tcy - s * cy]])
@@ -83,8 +76,7 @@ def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return pts @ np.asarray(m, dtype=np.float64)[:, :2].T + np.asarray(m, dtype=np.float64)[:, 2]
 
 
-def virtual_five_points(gt68: np.ndarray, target5_crop: np.ndarray,
-                        box: tuple[float, float, float] | None = None) -> np.ndarray:
+def virtual_five_points(gt68: np.ndarray, target5_crop: np.ndarray, box: tuple[float, float, float]) -> np.ndarray:
     """The 5 alignment points (5, 2) in original px whose alignment reproduces :func:`gt_box_transform`.
 
     ``target5_crop``: (5, 2) the aligner's fixed target points in crop px.

@@ -121,51 +121,71 @@ def no_weights_error() -> InputError:
 
 
 def default_weights() -> Path | None:
-    """The shipped default encoder (``recon_cli/weights/``), or None while none is shipped."""
+    """The shipped default encoder: ``recon_cli/weights/default.onnx`` (torch-free) or ``default.pt``
+    (the name ``recon export`` uses), or None while none is shipped."""
     from recon_cli.paths import WEIGHTS_DIR
 
-    for pat in ("*.onnx", "*.pt", "*.pth"):
-        found = sorted(WEIGHTS_DIR.glob(pat)) if WEIGHTS_DIR.is_dir() else []
-        if found:
-            return found[0]
+    for name in ("default.onnx", "default.pt"):
+        if (WEIGHTS_DIR / name).is_file():
+            return WEIGHTS_DIR / name
     return None
 
 
 class ReconPredictor:
     """The trained encoder through the real pipeline (:class:`recon_cli.pipeline.reconstruct.Reconstructor`):
-    detected faces → 5-point alignment → encoder → coefficients → projected model landmarks (2, 68) px.
+    MediaPipe detection → 5 points → similarity alignment → encoder → coefficients → the model's
+    68 landmark vertices projected and mapped back to original px (``dense=False``).
 
-    ``predict_gt_box`` aligns with the virtual 5 points of :func:`recon_cli.eval.crops.virtual_five_points`,
-    so the crop comes from the ground-truth box only.
+    ``predict_gt_box`` aligns with the virtual 5 points of :func:`recon_cli.eval.crops.virtual_five_points`
+    (crop from the ground-truth box only, see :mod:`recon_cli.eval.crops`).
+
+    Args:
+        weights: ``.pt`` / ``.onnx`` / ``.engine`` (:func:`recon_cli.backends.load_backend`).
+        model: the morphable model the encoder was trained for (default: the shipped one).
     """
 
     name = "recon"
 
-    def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4):
-        try:
-            from recon_cli.pipeline.reconstruct import Reconstructor
-        except ImportError as e:
-            from recon_cli.errors import NotBuiltError
-
-            raise NotBuiltError(f"--method recon needs recon_cli.pipeline.reconstruct, which is not in this build ({e})",
-                                hint="use --method mediapipe") from None
+    def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
+                 model=None):
+        from recon_cli.backends import load_backend
+        from recon_cli.eval.crops import canonical_box_in_crop
+        from recon_cli.face.align import template
         from recon_cli.face.mediapipe_mesh import FaceLandmarker, LandmarkerConfig
+        from recon_cli.pipeline.reconstruct import Reconstructor
 
-        self.weights, self.backend = Path(weights), backend
-        self._rec = Reconstructor.from_weights(weights, backend=backend, threads=threads)
+        if model is None:
+            from recon_cli.morphable import load_default_model
+
+            model = load_default_model()
+        self.weights, self.backend_name = Path(weights), backend
+        enc = load_backend(weights, backend=backend, threads=threads)
+        self._rec = Reconstructor(enc, model)
+        self._target5 = template(self._rec.align_cfg)
+        self._box = canonical_box_in_crop(model, self._rec.cam)
         self._lm = FaceLandmarker(LandmarkerConfig(static=True, max_faces=max_faces))
         self._faces: dict[int, Any] = {}
+        self._meta = {k: enc.meta.get(k) for k in ("arch", "size", "model_name", "precision")}
+        self._backend_kind = getattr(enc, "name", backend)
 
     def close(self) -> None:
         self._lm.close()
 
     def settings(self) -> dict[str, Any]:
-        return {"weights": str(self.weights), "backend": self.backend, **getattr(self._rec, "settings", lambda: {})()}
+        return {"weights": str(self.weights), "backend": self._backend_kind, "encoder": self._meta,
+                "align": dict(self._rec.align_cfg.__dict__),
+                "box_in_crop": [round(float(v), 4) for v in self._box],
+                "box_in_crop_source": "model mean landmarks projected at zero pose by the crop camera"}
+
+    def _run(self, image_bgr: np.ndarray, lm5: np.ndarray) -> np.ndarray:
+        rgb = np.ascontiguousarray(image_bgr[..., ::-1])
+        rec = self._rec(rgb, [np.asarray(lm5, dtype=np.float64)], dense=False)[0]
+        return np.asarray(rec.lm68, dtype=np.float64).T
 
     def detect(self, image_bgr: np.ndarray) -> list[np.ndarray]:
         faces = self._lm.detect(np.ascontiguousarray(image_bgr[..., ::-1]))
-        out = []
         self._faces = {}
+        out = []
         for f in faces:
             arr = np.asarray(f.lm68, dtype=np.float64).T
             self._faces[id(arr)] = f
@@ -173,11 +193,9 @@ class ReconPredictor:
         return out
 
     def predict(self, image_bgr: np.ndarray, face: np.ndarray) -> np.ndarray:
-        f = self._faces[id(face)]
-        return self._rec.landmarks68(np.ascontiguousarray(image_bgr[..., ::-1]), f.lm5)
+        return self._run(image_bgr, self._faces[id(face)].lm5)
 
     def predict_gt_box(self, image_bgr: np.ndarray, gt68: np.ndarray) -> np.ndarray:
         from recon_cli.eval.crops import virtual_five_points
 
-        lm5 = virtual_five_points(gt68, self._rec.target5_crop(), self._rec.box_in_crop())
-        return self._rec.landmarks68(np.ascontiguousarray(image_bgr[..., ::-1]), lm5)
+        return self._run(image_bgr, virtual_five_points(gt68, self._target5, self._box))
