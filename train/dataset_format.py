@@ -102,6 +102,20 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                              hint="remove or fix that line; `recon prep` will redo the sample") from None
 
 
+def repair_jsonl(path: Path) -> int:
+    """Cut a torn last line (no trailing newline, from an interrupted append) so that appends
+    start on a fresh line; returns the number of bytes removed."""
+    if not path.is_file():
+        return 0
+    with open(path, "rb+") as f:
+        data = f.read()
+        if not data or data.endswith(b"\n"):
+            return 0
+        keep = data.rfind(b"\n") + 1
+        f.truncate(keep)
+        return len(data) - keep
+
+
 def load_header(dataset_dir: str | Path) -> dict[str, Any]:
     """``dataset.json`` of ``dataset_dir``, checked for the format version."""
     d = Path(dataset_dir)

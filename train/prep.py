@@ -239,6 +239,8 @@ def run_prep(src: str | Path, out: str | Path, opts: PrepOptions = PrepOptions()
         _check_header(out, header)
     else:
         atomic_write_text(out / fmt.HEADER, json.dumps(header, indent=2) + "\n")
+    for name in (fmt.MANIFEST, fmt.SKIPPED):
+        fmt.repair_jsonl(out / name)  # a crash mid-append leaves a torn line: that sample is redone
     done = {r["id"] for r in fmt.read_jsonl(out / fmt.MANIFEST)}
     done |= {r.get("id") for r in fmt.read_jsonl(out / fmt.SKIPPED)}
     todo = [(i, str(p), rel) for i, p, rel in items if i not in done]
