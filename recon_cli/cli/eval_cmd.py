@@ -62,11 +62,11 @@ def aflw2000(
 ) -> None:
     """AFLW2000-3D landmark NME (%) by |yaw| bin, the protocol of 3DDFA / PRNet / 3DDFA-V2.
 
-    68 points, x and y only; per image NME = mean point-to-point error / sqrt(w·h) of the
-    ground-truth landmark box; bins |yaw| ≤ 30°, (30°, 60°], > 60° with yaw from the AFLW labels
-    (AFLW2000-3D-new.pose.npy) when present, else Pose_Para. Prints each bin's mean, their
-    balanced mean (the "mean" papers print), the plain mean, detector misses and images/s,
-    beside the published rows of the paper's Table 1.
+    68 points, x and y only; per image: mean point-to-point error / sqrt(w·h) of the ground-truth landmark box.
+
+    Bins |yaw| ≤ 30°, (30°, 60°], > 60°; yaw from the AFLW labels (AFLW2000-3D-new.pose.npy) when present, else Pose_Para.
+
+    Prints each bin's mean, their balanced mean (the "mean" papers print), the plain mean, detector misses and images/s, beside the published rows of the paper's Table 1.
     """
     from rich.console import Console
 

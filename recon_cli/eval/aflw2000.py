@@ -70,6 +70,7 @@ class EvalResult:
     detector_misses: int
     seconds: float
     predict_seconds: float
+    miss_reasons: dict[str, int] = field(default_factory=dict)  # no_face / low_iou (--crop detector)
 
     @property
     def images_per_s(self) -> float:
@@ -82,7 +83,7 @@ class EvalResult:
             "settings": self.settings,
             "summary": self.summary.to_dict(),
             "detector": {"misses": self.detector_misses if self.settings["crop"] == "detector" else None,
-                         "evaluated": len(self.images)},
+                         "miss_reasons": self.miss_reasons or None, "evaluated": len(self.images)},
             "timing": {"seconds": self.seconds, "predict_seconds": self.predict_seconds,
                        "images_per_s": self.images_per_s,
                        "predict_images_per_s": len(self.images) / self.predict_seconds if self.predict_seconds > 0 else None},
@@ -131,6 +132,7 @@ def evaluate(dataset: Aflw2000, predictor: LandmarkPredictor, crop: str = "detec
     names = dataset.names if limit is None else dataset.names[:limit]
     results: list[ImageResult] = []
     misses = 0
+    reasons = {"no_face": 0, "low_iou": 0}
     t_pred = 0.0
     t0 = time.perf_counter()
     with _progress(progress, len(names), f"AFLW2000-3D · {predictor.name} · crop={crop}") as advance:
@@ -148,6 +150,7 @@ def evaluate(dataset: Aflw2000, predictor: LandmarkPredictor, crop: str = "detec
                     pred, used = predictor.predict(img, best), "detector"
                 else:
                     misses += 1
+                    reasons["no_face" if best is None else "low_iou"] += 1
                     pred, used = predictor.predict_gt_box(img, s.gt68), "gt-fallback"
             else:
                 pred = predictor.predict_gt_box(img, s.gt68)
@@ -165,7 +168,7 @@ def evaluate(dataset: Aflw2000, predictor: LandmarkPredictor, crop: str = "detec
                             "|yaw| bins <=30, (30,60], >60 deg; balanced mean = mean of the 3 bin means",
                 **predictor.settings(), **(extra_settings or {})}
     return EvalResult(settings=settings, images=results, summary=summary, detector_misses=misses,
-                      seconds=seconds, predict_seconds=t_pred)
+                      seconds=seconds, predict_seconds=t_pred, miss_reasons=reasons if crop == "detector" else {})
 
 
 class _progress:

@@ -39,6 +39,9 @@ class RoiFaceMesh:
     The face-presence threshold is set to 0 so the model always returns its 478 (``refine``) points
     for the box it is given, as every method of the published tables does. Coordinates as
     :mod:`recon_cli.face.mediapipe_mesh`: input-image px, ``z`` relative depth scaled like x.
+    The ROI is passed with rotation 0, so MediaPipe's projection back from the ROI (which warns
+    that it assumes a square ROI without image dimensions) is exact for any image aspect: the
+    box is square in pixels and no rotation mixes the normalised x and y.
     """
 
     def __init__(self, refine: bool = True):

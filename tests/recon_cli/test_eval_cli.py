@@ -43,6 +43,7 @@ def test_mediapipe_limit20_both_crops_writes_json_csv_report(shared_data, tmp_pa
         assert run["timing"]["images_per_s"] > 0
     det, gt = payload["runs"]
     assert det["detector"]["misses"] == sum(r["detector_hit"] is False for r in det["per_image"])
+    assert sum(det["detector"]["miss_reasons"].values()) == det["detector"]["misses"]
     assert all(r["detector_hit"] is None and r["crop_used"] == "gt" for r in gt["per_image"])
     with open(tmp_path / "r.detector.csv") as f:
         rows = list(csv.DictReader(f))
