@@ -33,6 +33,9 @@ to 0.923 (|yaw| < 30°: 0.993), hence the default 0.3.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +61,7 @@ class LandmarkerConfig:
         min_tracking_confidence: landmark presence threshold below which a track is dropped.
         upscale_to: upscale images whose shorter side is below this many pixels (0 = off).
         pad: pad each side by this fraction of the longer side before detection (0 = off).
+        quiet: hide MediaPipe's native log lines (stderr fd 2) during graph creation and calls.
     """
 
     static: bool = True
@@ -67,6 +71,7 @@ class LandmarkerConfig:
     min_tracking_confidence: float = 0.5
     upscale_to: int = 0
     pad: float = 0.0
+    quiet: bool = True
 
 
 @dataclass
@@ -91,6 +96,29 @@ class Face:
     extra: dict = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr(enabled: bool = True):
+    """Silence MediaPipe's native warnings (written straight to fd 2, e.g. "Feedback manager
+    requires a model with a single signature"); graph errors still raise in Python. ~10 µs."""
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class FaceLandmarker:
     """Detect faces and their landmarks in RGB images; reuse one instance (the graph is built once).
 
@@ -105,14 +133,15 @@ class FaceLandmarker:
         if overrides:
             cfg = LandmarkerConfig(**{**cfg.__dict__, **overrides})
         self.config = cfg
-        self._graph = SolutionBase(
-            binary_graph_path=_GRAPH,
-            side_inputs={"num_faces": cfg.max_faces, "with_attention": cfg.refine,
-                         "use_prev_landmarks": not cfg.static},
-            calculator_params={_DET_THRESH: cfg.min_detection_confidence,
-                               _TRACK_THRESH: cfg.min_tracking_confidence},
-            outputs=["multi_face_landmarks", "face_detections"],
-        )
+        with _quiet_native_stderr(cfg.quiet):
+            self._graph = SolutionBase(
+                binary_graph_path=_GRAPH,
+                side_inputs={"num_faces": cfg.max_faces, "with_attention": cfg.refine,
+                             "use_prev_landmarks": not cfg.static},
+                calculator_params={_DET_THRESH: cfg.min_detection_confidence,
+                                   _TRACK_THRESH: cfg.min_tracking_confidence},
+                outputs=["multi_face_landmarks", "face_detections"],
+            )
         self._track_scores: list[tuple[np.ndarray, float]] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -143,7 +172,8 @@ class FaceLandmarker:
                              hint="load images with recon_cli.face.io.read_rgb (or cv2.imread + cvtColor BGR2RGB)")
         work, scale, offset = self._preprocess(img)
         h, w = work.shape[:2]
-        res = self._graph.process({"image": np.ascontiguousarray(work)})
+        with _quiet_native_stderr(self.config.quiet):  # models start lazily: any call may log
+            res = self._graph.process({"image": np.ascontiguousarray(work)})
         dets = _detections(res.face_detections, w, h)
         faces = []
         for lms in res.multi_face_landmarks or []:
