@@ -21,10 +21,10 @@ The Basel Face Model cannot be redistributed: users bring their own copy in one 
 
 Conversion to the contract: metres (µm / 1e6, or decimetres / 10), axes unchanged (BFM is
 +x image-right, +y up, +z towards the viewer), centred on the mean shape's vertex centroid (as
-Deep3DFaceRecon's ``recenter``), indices 0-based, albedo / 255, triangles re-oriented so that
-they are counter-clockwise from outside (BFM's ``tri`` is clockwise: Deep3DFaceRecon computes
-normals as ``(v1 - v2) × (v2 - v3)``; the importer checks the orientation numerically: the
-area-weighted normal of a face mesh points +z).
+Deep3DFaceRecon's ``recenter``), indices 0-based, albedo / 255. BFM's ``tri`` is already
+counter-clockwise from outside (Deep3DFaceRecon's normal ``(v1 - v2) × (v2 - v3)`` equals the
+right-hand-rule normal ``(v2 - v1) × (v3 - v1)``); the importer still checks it numerically (the
+area-weighted normal of a face mesh points +z) and flips the triangles of a file that is not.
 """
 
 from __future__ import annotations
