@@ -65,9 +65,34 @@ def amplitude_loss(x_in: Tensor, x_render: Tensor, *, amplitude: str = "complex"
     return ((mag(f_in) - mag(f_r)) ** 2).mean()
 
 
+def _self_conjugate(h: int, w: int, device) -> Tensor:
+    """``(H, W)`` bool: the bins that are exactly real for a real image (DC and Nyquist rows/cols)."""
+    ry = torch.zeros(h, dtype=torch.bool, device=device)
+    rx = torch.zeros(w, dtype=torch.bool, device=device)
+    ry[0] = rx[0] = True
+    if h % 2 == 0:
+        ry[h // 2] = True
+    if w % 2 == 0:
+        rx[w // 2] = True
+    return ry[:, None] & rx[None, :]
+
+
+def image_phase(x: Tensor, mag_eps: float = 1e-12) -> Tensor:
+    """Phase ``(B, C, H, W)`` in (−π, π] of the orthonormal DFT of the real image ``x``.
+
+    The bins that are real for any real image (DC, Nyquist) get their rounding-noise imaginary
+    part set to +0, so a negative real coefficient has phase +π deterministically (NumPy's
+    ``np.angle`` convention) instead of ±π depending on the FFT's rounding.
+    """
+    f = spectrum(x)
+    real_bins = _self_conjugate(x.shape[-2], x.shape[-1], x.device)
+    f = torch.complex(f.real, torch.where(real_bins, torch.zeros_like(f.imag), f.imag))
+    return safe_phase(f, mag_eps)
+
+
 def phase_loss(x_in: Tensor, x_render: Tensor, *, wrap: bool = False, mag_eps: float = 1e-12) -> Tensor:
     """FPLoss between ``x_in, x_render: (B, C, H, W)``: mean |Δθ| in radians."""
-    d = safe_phase(spectrum(x_in), mag_eps) - safe_phase(spectrum(x_render), mag_eps)
+    d = image_phase(x_in, mag_eps) - image_phase(x_render, mag_eps)
     if wrap:
         d = torch.atan2(torch.sin(d), torch.cos(d))
     return d.abs().mean()
