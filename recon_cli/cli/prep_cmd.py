@@ -37,15 +37,12 @@ def register(app: typer.Typer) -> None:
         json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this JSON file."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
-        """Prepare a training dataset: detect faces (MediaPipe), align to the 5-point template, write
-        224×224 crops, 68 landmarks and region masks (format: train/dataset_format.py).
+        """Prepare a training dataset: detect faces (MediaPipe), align to the 5-point template, write 224×224 crops, 68 landmarks and region masks (format: train/dataset_format.py).
 
-        Resumable: rerun with the same --out to continue; bad or face-less files are listed in
-        DATASET/skipped.jsonl with the reason and never stop the run.
+        Resumable: rerun with the same --out to continue (add --preview N to only redraw the preview); bad or face-less files are listed in DATASET/skipped.jsonl with the reason and never stop the run.
 
-        Example: recon prep ../shared/data/aflw-train/images --out data/aflw-prep --workers 2
-        --pts21 ../shared/data/aflw-train/pts21.npy --preview 32
-        """
+        Example: recon prep ../shared/data/aflw-train/images --out data/aflw-prep --workers 2 --pts21 ../shared/data/aflw-train/pts21.npy --preview 32
+        """  # noqa: E501
         from recon_cli.atomic import atomic_write_text
         from train.prep import PrepOptions, run_prep
 
