@@ -250,7 +250,7 @@ class Trainer:
         if bad:
             self.n_nonfinite += 1
             self.optimizer.zero_grad(set_to_none=True)
-            self._skip("nonfinite_loss", f"loss is {float(total)} (indices {batch['index'].tolist()})")
+            self._skip("nonfinite_loss", f"loss is {float(total.detach())} (indices {batch['index'].tolist()})")
             return {}
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)

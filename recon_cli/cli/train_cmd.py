@@ -13,7 +13,7 @@ from recon_cli.errors import InputError
 _HELP = """Train the coefficient encoder on a prepared dataset (`recon prep` output).
 
 Every config key can be set with [bold]--set key=value[/] (repeatable; values are YAML, e.g.
---set optim.grad_clip=5 --set losses.enabled=[photo,wing]); the options below are shortcuts.
+--set optim.grad_clip=5 --set losses.enabled=\\[photo,wing]); the options below are shortcuts.
 Precedence: defaults < --config FILE < --set < options. Outputs go to PROJECT/NAME:
 config.yaml, checkpoints/last.pt, log.jsonl, train.csv, grids/*.png, summary.json.
 

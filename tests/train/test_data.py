@@ -1,0 +1,120 @@
+"""Training data: dataset samples from a real prepared dataset, split, resumable sampler, bad data."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from recon_cli.errors import InputError
+from tests.train.tiny_dataset import copy_dataset, tiny_dataset
+from train.data import FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids
+
+
+@pytest.fixture(scope="session")
+def tiny(shared_data, tmp_path_factory):
+    return tiny_dataset(shared_data, tmp_path_factory.mktemp("h5data"))
+
+
+# ------------------------------------------------------------------------------------ split
+def test_split_is_deterministic_and_order_independent():
+    ids = [f"img{i:04d}" for i in range(2000)]
+    tr, va = split_ids(ids, 0.1, seed=3)
+    assert sorted(tr + va) == list(range(2000)) and not set(tr) & set(va)
+    assert 150 < len(va) < 250  # ~10 %
+    rev = ids[::-1]
+    tr2, va2 = split_ids(rev, 0.1, seed=3)
+    assert {rev[i] for i in va2} == {ids[i] for i in va}  # a sample's side depends only on its id
+    assert {ids[i] for i in split_ids(ids, 0.1, seed=4)[1]} != {ids[i] for i in va}
+    assert split_ids(ids[:5], 0.0)[1] == []
+    assert len(split_ids(ids[:3], 0.01)[1]) == 1  # tiny sets still hold one out
+
+
+# ------------------------------------------------------------------------------------ sampler
+def test_sampler_epochs_are_seeded_permutations():
+    s = ResumableBatchSampler(list(range(10, 30)), batch_size=4, seed=7)
+    e0, e1 = s.epoch_batches(0), s.epoch_batches(1)
+    assert len(s) == 5 and all(len(b) == 4 for b in e0)
+    assert sorted(sum(e0, [])) == list(range(10, 30)) and e0 != e1
+    assert ResumableBatchSampler(list(range(10, 30)), 4, seed=7).epoch_batches(1) == e1
+
+
+def test_sampler_resumes_mid_epoch():
+    s = ResumableBatchSampler(list(range(23)), batch_size=5, seed=1)  # drop_last: 4 batches
+    full = list(s)
+    assert len(full) == 4
+    s.state.batch = 2
+    assert list(s) == full[2:]
+    s.state.epoch, s.state.batch = 3, 1
+    assert list(s) == s.epoch_batches(3)[1:]
+
+
+def test_sampler_shards_ranks_evenly():
+    idx = list(range(11))
+    shards = [ResumableBatchSampler(idx, 2, seed=0, rank=r, world=3, drop_last=False) for r in range(3)]
+    assert len({len(s) for s in shards}) == 1  # every rank the same number of batches
+    items = [sum(s.epoch_batches(0), []) for s in shards]
+    assert set(sum(items, [])) == set(idx)  # the union covers every sample (one padded repeat)
+    assert sum(len(i) for i in items) == 12
+
+
+def test_sampler_keeps_partial_batch_of_tiny_sets():
+    s = ResumableBatchSampler([1, 2, 3], batch_size=8, seed=0)
+    assert len(s) == 1 and sorted(list(s)[0]) == [1, 2, 3]
+    with pytest.raises(InputError):
+        ResumableBatchSampler([], 4)
+
+
+# ------------------------------------------------------------------------------------ dataset
+def test_dataset_sample_fields(tiny):
+    header, entries = load_entries(tiny)
+    ds = FaceDataset(tiny, entries, size=64, label_weights=(1.0, 1.5, 1.5, 1.2))
+    s = ds[0]
+    assert s["image"].shape == (3, 64, 64) and s["image"].dtype == torch.float32
+    assert 0.0 <= float(s["image"].min()) and float(s["image"].max()) <= 1.0
+    assert s["face_mask"].shape == (1, 64, 64) and set(s["face_mask"].unique().tolist()) <= {0.0, 1.0}
+    assert set(np.round(s["region_weight"].unique().double().numpy(), 4).tolist()) <= {0.0, 1.0, 1.5, 1.2}
+    assert bool(((s["region_weight"] > 0) == (s["face_mask"] > 0)).all())
+    # landmarks scaled from the dataset's 224 crop to 64
+    lm224 = np.asarray(entries[0].lm68 if hasattr(entries[0], "lm68") else entries[0]["lm68"], np.float32)
+    np.testing.assert_allclose(s["lm68"].numpy(), lm224 * 64 / header["size"], rtol=1e-5)
+    assert s["pts21"].shape == (21, 2) and torch.isnan(s["pts21"]).all()  # no manual labels here
+    # the landmarks lie on the face area of the mask
+    x, y = s["lm68"][30].long().tolist()  # nose tip
+    assert float(s["face_mask"][0, y, x]) == 1.0
+    b = collate_skip_bad([ds[0], ds[1]])
+    assert b["image"].shape == (2, 3, 64, 64) and b["lm68"].shape == (2, 68, 2) and b["n_bad"] == 0
+
+
+def test_bad_samples_are_reported_and_dropped(tiny, tmp_path, caplog):
+    d = copy_dataset(tiny, tmp_path / "bad")
+    lines = (d / "manifest.jsonl").read_text().splitlines()
+    recs = [json.loads(x) for x in lines]
+    (d / recs[0]["crop"]).write_bytes(b"\xff\xd8 not a jpeg")  # corrupt crop
+    (d / recs[1]["mask"]).unlink()  # missing mask
+    recs[2]["lm68"][5] = [float("nan"), 3.0]  # NaN landmark
+    cv2.imwrite(str(d / recs[3]["mask"]), np.full((224, 224), 9, np.uint8))  # label out of range
+    (d / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    _, entries = load_entries(d)
+    ds = FaceDataset(d, entries, size=64)
+    with caplog.at_level(logging.WARNING, logger="recon.train.data"):
+        got = [ds[i] for i in range(5)]
+    assert got[:4] == [None] * 4 and got[4] is not None
+    text = caplog.text
+    assert recs[0]["crop"] in text and recs[1]["mask"] in text and "lm68" in text and "label 9" in text
+    assert ds.n_bad == 4
+    b = collate_skip_bad(got)
+    assert b["image"].shape[0] == 1 and b["n_bad"] == 4
+    assert collate_skip_bad(got[:4]) is None
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_entries(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="recon prep"):
+        load_entries(tmp_path / "empty")
