@@ -11,8 +11,8 @@ import pytest
 
 from recon_cli.errors import InputError
 from recon_cli.mesh.topology import boundary_edges, connected_components, face_normals, vertex_normals
-from recon_cli.morphable import load_default_model
-from recon_cli.morphable.ict import build_ict_model, import_ict
+from recon_cli.morphable import MorphableModel, load_default_model
+from recon_cli.morphable.ict import build_ict_model
 from recon_cli.paths import DEFAULT_MODEL_PATH
 
 
@@ -95,10 +95,15 @@ def test_decode_of_default_model_runs_in_numpy_and_torch(model):
 
 
 @pytest.mark.slow  # streams the 400 MB (uncompressed) archive once: ~15 s
-def test_rebuild_from_archive_is_byte_identical(tmp_path, shared_data):
+def test_import_ict_cli_rebuilds_the_shipped_file_byte_for_byte(tmp_path, shared_data):
+    from typer.testing import CliRunner
+
+    from recon_cli.cli.app import app
+
     out = tmp_path / "ict_face.npz"
-    m = import_ict(shared_data / "ict-facekit" / "ICT-FaceKit-light.tar.xz", out)
-    assert m.content_hash() == load_default_model().content_hash()
+    r = CliRunner().invoke(app, ["model", "import-ict", str(shared_data / "ict-facekit"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert MorphableModel.load(out).content_hash() == load_default_model().content_hash()
     assert out.read_bytes() == DEFAULT_MODEL_PATH.read_bytes(), "rebuild must reproduce the shipped file"
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from recon_cli.cli.app import app
 from recon_cli.mesh.readers import read_mesh
-from recon_cli.morphable import MorphableModel, load_default_model
+from recon_cli.morphable import load_default_model
 from tests.conftest import make_random_model
 
 runner = CliRunner()
@@ -75,11 +75,3 @@ def test_import_commands_report_bad_sources(tmp_path):
         err = " ".join(r.stderr.split())
         assert r.returncode == 2 and "not found" in err and "fix:" in err, err
         assert not (tmp_path / "m.npz").exists()
-
-
-@pytest.mark.slow  # reads the whole ICT archive (~15 s)
-def test_import_ict_cli_rebuilds_default(tmp_path, shared_data):
-    out = tmp_path / "ict.npz"
-    r = runner.invoke(app, ["model", "import-ict", str(shared_data / "ict-facekit"), "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    assert MorphableModel.load(out).content_hash() == load_default_model().content_hash()

@@ -87,3 +87,24 @@ def test_load_errors_name_the_file(tmp_path, random_model):
     np.savez(partial, mean_shape=np.zeros((3, 3)))
     with pytest.raises(InputError, match="missing arrays"):
         MorphableModel.load(partial)
+
+
+def test_info_summarises_long_metadata(tmp_path):
+    m = make_random_model()
+    m.meta = {"runs": [[i, i + 1] for i in range(50)], "short": [1, 2], "nested": {"k": list(range(20))}}
+    info = m.info()
+    assert info["meta"] == {"runs": "<50 items>", "short": [1, 2], "nested": {"k": "<20 items>"}}
+    m.save(tmp_path / "m.npz")
+    assert MorphableModel.load(tmp_path / "m.npz").meta["runs"][49] == [49, 50]  # stored in full
+
+
+def test_model_packages_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import recon_cli.morphable, recon_cli.morphable.ict, recon_cli.morphable.bfm, "
+            "recon_cli.morphable.sampling, recon_cli.mesh.writers, recon_cli.mesh.readers; "
+            "m = recon_cli.morphable.load_default_model(); m.decode(*(__import__('numpy').zeros((1, n)) "
+            "for n in (m.n_id, m.n_exp, m.n_tex))); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
