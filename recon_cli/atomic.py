@@ -12,11 +12,19 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
-def _umask_mode() -> int:
-    """File mode a plain ``open()`` would give (mkstemp's files are 0600)."""
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+# Read once at import (os.umask is process-wide and not thread-safe to probe later).
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
+def _umask_mode() -> int:
+    """File mode a plain ``open()`` would give (mkstemp's files are 0600)."""
+    return _FILE_MODE
 
 
 @contextlib.contextmanager
