@@ -6,7 +6,8 @@ Sources, in order of preference:
    already aligned crops), any folder of face-crop images (searched recursively), or a
    ``.npy``/``.npz`` array of crops ``(N, 3, S, S)`` float32 in [0, 1] or ``(N, S, S, 3)`` uint8;
 2. otherwise the development data (``../shared/data``): the Deep3DFaceRecon example photos
-   aligned with their 5-point landmarks by a similarity transform (:data:`TEMPLATE_5PT`), then
+   aligned with their 5-point landmarks by the front-end's similarity alignment
+   (:mod:`recon_cli.face.align`, the crops the encoder sees at run time), then
    AFLW training crops (already face-centred, 120 px) resized to S.
 
 Output: ``(N, 3, S, S) float32`` RGB in [0, 1] (the encoder input contract).
@@ -22,14 +23,6 @@ from recon_cli.errors import InputError
 from recon_cli.paths import data_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-# 5-point template (left eye, right eye, nose tip, left and right mouth corner) in a 224×224
-# crop: the ArcFace 112-px template scaled ×2 and zoomed out by 0.8 about the centre, so the
-# whole face (chin, forehead) fits as in the aligned training crops.
-_ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                         [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
-TEMPLATE_5PT = (_ARCFACE_112 * 2.0 - 112.0) * 0.8 + 112.0
-
 
 def _cv2():
     import cv2
@@ -53,14 +46,13 @@ def _to_chw(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def align_5pt(rgb: np.ndarray, pts5: np.ndarray, size: int = 224) -> np.ndarray:
-    """Similarity-align ``rgb (H, W, 3) uint8`` so that ``pts5 (5, 2)`` (x, y pixels) land on
-    :data:`TEMPLATE_5PT` (scaled to ``size``); returns ``(size, size, 3) uint8``."""
-    cv2 = _cv2()
-    dst = TEMPLATE_5PT * (size / 224.0)
-    M, _ = cv2.estimateAffinePartial2D(pts5.astype(np.float32), dst.astype(np.float32), method=cv2.LMEDS)
-    if M is None:
-        raise InputError("could not fit a similarity transform to the 5 landmarks")
-    return cv2.warpAffine(rgb, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    """Align ``rgb (H, W, 3) uint8`` with its 5 points ``(5, 2)`` px (eyes, nose tip, mouth
+    corners, image-left first) by the front-end's similarity alignment
+    (:func:`recon_cli.face.align.align_face`, the template the encoder is trained on);
+    returns ``(size, size, 3) uint8``."""
+    from recon_cli.face.align import AlignConfig, align_face
+
+    return align_face(rgb, np.asarray(pts5, np.float64), AlignConfig(size=size, border="replicate")).crop
 
 
 def _from_array(path: Path, size: int) -> np.ndarray:

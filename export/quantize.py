@@ -71,10 +71,11 @@ def _copy_metadata(src: Path, dst: Path, precision: str, extra: dict | None = No
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, crops: np.ndarray, *, method: str = "minmax",
                   per_channel: bool = True, reduce_range: bool = False, batch: int = 8,
-                  keep_head_fp32: bool = True) -> Path:
+                  keep_head_fp32: bool = True, exclude: list[str] | None = None) -> Path:
     """Static int8 QDQ quantisation of ``fp32_path`` into ``out_path`` (not atomic by itself).
 
     ``crops``: real face crops ``(N, 3, S, S) float32`` [0, 1] for calibration (32–128 is plenty).
+    ``exclude``: substrings of node names to keep in float (e.g. ``"/backbone/conv1"``).
     ``keep_head_fp32``: leave the regression head (see :func:`head_nodes`) in float: one uint8
     scale shared by all coefficients (identity ±3 σ next to translations in metres, where 1 mm is
     a pixel) would cost several pixels; the head is <1 % of the compute.
@@ -94,7 +95,8 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, crops: np.ndarray
         extra = {"WeightSymmetric": True, "ActivationSymmetric": False}
         if method == "percentile":
             extra["CalibPercentile"] = 99.999
-        exclude = head_nodes(pre) if keep_head_fp32 else []
+        names = [n.name for n in _graph(pre).node]
+        exclude = (head_nodes(pre) if keep_head_fp32 else []) + [n for n in names if any(e in n for e in (exclude or []))]
         quantize_static(str(pre), str(out_path), _reader_class()(crops, batch=batch), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=cal, extra_options=extra, nodes_to_exclude=exclude)
@@ -104,13 +106,17 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, crops: np.ndarray
     return out_path
 
 
+def _graph(path):
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph
+
+
 def head_nodes(path: str | Path) -> list[str]:
     """Names of the nodes that form the regression head: the node producing the graph output
     and, walking back, the non-convolution nodes feeding it (Flatten, Reshape, global pooling,
     the Gemm/MatMul+Add of the linear layer) up to the first Conv/Relu-like feature node."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
+    graph = _graph(path)
     producer = {o: n for n in graph.node for o in n.output}
     stop = {"Conv", "Relu", "Clip", "HardSwish", "Sigmoid", "Mul", "BatchNormalization", "Add"}
     out, frontier = [], [graph.output[0].name]
