@@ -21,7 +21,6 @@ mid-epoch with exactly the same data order.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -44,8 +43,8 @@ N_LABELS = 5  # 0 out, 1 skin, 2 eyes, 3 nose, 4 mouth
 def load_entries(dataset_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``(dataset.json header, manifest entries)`` of a prepared dataset.
 
-    Uses the front-end's reader :func:`train.dataset_format.load_manifest`; raises
-    :class:`InputError` naming the folder when it is not a prepared dataset.
+    Uses the front-end's reader :func:`train.dataset_format.load_manifest` (crop/mask become
+    absolute paths); raises :class:`InputError` naming the folder when it is not a prepared dataset.
     """
     root = Path(dataset_dir)
     if not root.is_dir():
@@ -62,35 +61,11 @@ def load_entries(dataset_dir: str | Path) -> tuple[dict[str, Any], list[dict[str
 
 
 def _read_manifest(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    try:
-        from train.dataset_format import load_manifest
-    except ImportError:  # the front-end's reader not installed: read the documented format directly
-        load_manifest = None
-    if load_manifest is not None:
-        out = load_manifest(root)
-        if isinstance(out, tuple):
-            header, entries = out
-        else:
-            header, entries = getattr(out, "header", None) or getattr(out, "info"), list(getattr(out, "entries", out))
-        return dict(header), [e if isinstance(e, dict) else vars(e) for e in entries]
-    try:
-        header = json.loads((root / "dataset.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{root}/dataset.json is unreadable: {e}", hint="re-run `recon prep`") from None
-    entries, seen = [], set()
-    for n, line in enumerate((root / "manifest.jsonl").read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            e = json.loads(line)
-        except json.JSONDecodeError:
-            log.warning("%s/manifest.jsonl line %d is not JSON (truncated write?): skipped", root, n)
-            continue
-        if e.get("id") in seen:
-            continue
-        seen.add(e.get("id"))
-        entries.append(e)
-    return header, entries
+    from train.dataset_format import load_manifest
+
+    header, samples = load_manifest(root)
+    return header, [{"id": x.id, "source": x.source, "crop": x.crop, "mask": x.mask, "lm68": x.lm68,
+                     "extra": x.extra or {}} for x in samples]
 
 
 # ---------------------------------------------------------------------------------------- split

@@ -80,7 +80,7 @@ def test_dataset_sample_fields(tiny):
     assert set(np.round(s["region_weight"].unique().double().numpy(), 4).tolist()) <= {0.0, 1.0, 1.5, 1.2}
     assert bool(((s["region_weight"] > 0) == (s["face_mask"] > 0)).all())
     # landmarks scaled from the dataset's 224 crop to 64
-    lm224 = np.asarray(entries[0].lm68 if hasattr(entries[0], "lm68") else entries[0]["lm68"], np.float32)
+    lm224 = np.asarray(entries[0]["lm68"], np.float32)
     np.testing.assert_allclose(s["lm68"].numpy(), lm224 * 64 / header["size"], rtol=1e-5)
     assert s["pts21"].shape == (21, 2) and torch.isnan(s["pts21"]).all()  # no manual labels here
     # the landmarks lie on the face area of the mask
