@@ -4,7 +4,11 @@ A label map in crop space, ``(S, S) uint8``:
 
 ====  ===========================================================================
   0   outside the face, or excluded (occluders when a face-parsing net is used)
-  1   skin: inside ``FACEMESH_FACE_OVAL`` and not one of the regions below
+  1   skin: inside the face area and not one of the regions below. The face area is the
+      union of the mesh's triangles (3-cliques of ``FACEMESH_TESSELATION``, 854 triangles),
+      i.e. the projected silhouette of the mesh. The ``FACEMESH_FACE_OVAL`` polygon is the same
+      for frontal faces but wrong for profiles: there the far-side oval points lie behind the
+      nose and the polygon cuts off nose and lips (seen on AFLW previews), so it is not used.
   2   eyes: the eye openings (``FACEMESH_LEFT_EYE`` / ``FACEMESH_RIGHT_EYE`` loops) *and* the
       brows (convex hull of ``FACEMESH_LEFT_EYEBROW`` / ``…RIGHT_EYEBROW``). Brows are
       included (``MaskConfig.brows_as_eyes``) because the paper weights "eyes" for their
@@ -13,7 +17,8 @@ A label map in crop space, ``(S, S) uint8``:
   4   mouth: inside the outer lip loop of ``FACEMESH_LIPS`` (lips and the mouth opening)
 ====  ===========================================================================
 
-Every region is clipped to the face oval. :func:`label_weights` turns labels into per-pixel
+Every region is clipped to the face area. Regions are 2-D polygons without occlusion
+reasoning: in strong profiles the far eye's polygon may cover a little of the nose bridge. :func:`label_weights` turns labels into per-pixel
 photometric weights (paper: skin 1.0, eyes 1.5, nose 1.5, mouth 1.2; :class:`RegionWeights`).
 
 Coordinates follow :mod:`recon_cli.render.camera` (pixel (i, j) centred at (j + 0.5, i + 0.5));
@@ -71,6 +76,34 @@ def _loops(edges) -> list[list[int]]:
 
 
 @lru_cache(maxsize=1)
+def mesh_triangles() -> np.ndarray:
+    """``(854, 3) int64`` triangles of the MediaPipe mesh: the 3-cliques of ``FACEMESH_TESSELATION``."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION as T
+
+    adj: dict[int, set[int]] = {}
+    for a, b in T:
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    return np.array(sorted({tuple(sorted((a, b, c))) for a, b in T for c in adj[a] & adj[b]}), np.int64)
+
+
+def face_area(mesh_xy: np.ndarray, size: int) -> np.ndarray:
+    """``(size, size) uint8`` 1 inside the union of the projected mesh triangles and the mesh's
+    holes (eye openings, mouth opening: the tessellation has no triangles there), else 0."""
+    import cv2
+
+    xy = np.asarray(mesh_xy, np.float64)[:, :2]
+    tri = np.round((xy[mesh_triangles()] - 0.5) * 16).astype(np.int32)
+    out = np.zeros((size, size), np.uint8)
+    for t in tri:  # one by one: fillPoly on all at once would apply the even-odd rule at overlaps
+        cv2.fillConvexPoly(out, t, 1, cv2.LINE_8, 4)
+    idx = region_indices()
+    for loop in (*idx["eye_loops"], *idx["lips_loops"]):
+        _fill(out, xy[loop], 1)
+    return out
+
+
+@lru_cache(maxsize=1)
 def region_indices() -> dict[str, list[list[int]] | list[int]]:
     """MediaPipe vertex index lists for each region (ordered loops, or point sets for hulls)."""
     from mediapipe.python.solutions import face_mesh_connections as C
@@ -110,8 +143,7 @@ def region_labels(mesh_xy: np.ndarray, size: int, cfg: MaskConfig = MaskConfig()
     """``mesh_xy: (468|478, 2+)`` MediaPipe points in crop px → ``(size, size) uint8`` labels."""
     idx = region_indices()
     xy = np.asarray(mesh_xy, np.float64)[:, :2]
-    oval = np.zeros((size, size), np.uint8)
-    _fill(oval, xy[idx["oval"]], 1)
+    oval = face_area(xy, size)
     lab = oval.copy()
     if cfg.brows_as_eyes:
         for b in idx["brows"]:

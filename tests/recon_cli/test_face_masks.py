@@ -22,9 +22,11 @@ def test_labels_lie_inside_the_face_oval(prepared):
         lab = pf.labels
         assert lab.shape == (224, 224) and lab.dtype == np.uint8
         assert set(np.unique(lab)) == {0, 1, 2, 3, 4}
-        oval = np.zeros_like(lab)
+        assert not ((lab > 0) & (M.face_area(pf.mesh, 224) == 0)).any()
+        oval = np.zeros_like(lab)  # frontal faces: the mesh silhouette is the face-oval polygon
         M._fill(oval, pf.mesh[M.region_indices()["oval"], :2], 1)
-        assert not ((lab > 0) & (oval == 0)).any()
+        assert ((lab > 0) & (oval == 0)).sum() < 0.05 * (lab > 0).sum()  # nose beyond the oval when turned
+        assert ((lab == 0) & (oval == 1)).sum() < 0.01 * (lab > 0).sum()
         yy, xx = np.nonzero(lab == M.EYES)
         ny, nx = np.nonzero(lab == M.NOSE)
         my, mx = np.nonzero(lab == M.MOUTH)
@@ -35,6 +37,25 @@ def test_labels_lie_inside_the_face_oval(prepared):
         assert at((pf.lm68[37] + pf.lm68[41]) / 2) == M.EYES
         assert at(pf.lm68[19] + [0, 1]) == M.EYES  # brows count as eyes by default
         assert (lab == M.SKIN).sum() > (lab > M.SKIN).sum()
+
+
+def test_profile_face_area_covers_nose_and_lips(shared_data):
+    """In profile the face-oval polygon cuts off the nose; the triangle union must not."""
+    aflw = shared_data / "aflw-train"
+    yaws = np.load(aflw / "yaws.npy")
+    names = (aflw / "list.txt").read_text().split()
+    checked = 0
+    with FaceFrontEnd() as fe:
+        for k in np.flatnonzero(np.abs(yaws) > 60)[:12]:
+            faces = fe.process(read_rgb(aflw / "images" / names[k]))
+            if not faces:
+                continue
+            pf = faces[0]
+            for j in (30, 33, 51, 57, 62):
+                x, y = np.clip(pf.lm68[j].astype(int), 0, 223)
+                assert pf.labels[y, x] > 0, (names[k], j)
+            checked += 1
+    assert checked >= 5
 
 
 def test_brows_can_be_skin(prepared):
