@@ -28,7 +28,8 @@ Small images (the 120×120 AFLW crops)
 0.917 upscaled ×2, 0.910 padded 25 % black, 0.900 padded 25 % replicate: BlazeFace resizes its
 input to 128×128 anyway, so neither helps and both default off. The misses are profile faces
 (mean |yaw| 71° vs 34° for hits); lowering ``min_detection_confidence`` to 0.3 lifts the rate
-to 0.923 (|yaw| < 30°: 0.993), hence the default 0.3.
+to 0.923 (|yaw| < 30°: 0.993), hence the default 0.3. Over all 16,000 AFLW crops (``recon
+prep``): 1,421 without a detection (detection rate 0.911), 259 more below ``--min-size`` 32 px.
 """
 
 from __future__ import annotations
