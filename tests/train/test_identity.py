@@ -12,7 +12,8 @@ import torch
 
 from recon_cli.errors import InputError
 from train.identity import IdentityNet, IResNet, MobileFaceNet, build_backbone, detect_kind, iresnet, load_identity_network
-from train.identity.crop import ALIGN_5PTS_224, ARCFACE_5PTS_112, SPHEREFACE_5PTS_112x96, default_box, fit_box
+from train.identity.crop import (ALIGN_5PTS_224, ARCFACE_5PTS_112, SPHEREFACE_5PTS_112x96, default_box, fit_box,
+                                 project_template_224)
 from train.losses import IdentityLoss, build_identity_loss
 
 MFN = "identity/mobilefacenet-arcface/068.ckpt"
@@ -32,15 +33,15 @@ def mfn(mfn_path):
 
 
 def _aligned_faces(shared_data, n=None):
-    """Rough Deep3DFaceRecon-style aligned 224 crops: similarity from the 5 labelled points to
-    the template; RGB float in [0, 1], ``(N, 3, 224, 224)``."""
+    """Aligned 224 crops as the pipeline makes them: similarity from the 5 labelled points to
+    the project's template; RGB float in [0, 1], ``(N, 3, 224, 224)``."""
     folder = shared_data / "faces" / "deep3d-examples"
     names = sorted(p for p in folder.iterdir() if p.suffix in (".jpg", ".png"))[:n]
     out = []
     for p in names:
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)[..., ::-1]
         lm = np.loadtxt(p.with_suffix(".txt")).astype(np.float32)
-        M, _ = cv2.estimateAffinePartial2D(lm, ALIGN_5PTS_224.astype(np.float32), method=cv2.LMEDS)
+        M, _ = cv2.estimateAffinePartial2D(lm, project_template_224().astype(np.float32), method=cv2.LMEDS)
         crop = cv2.warpAffine(np.ascontiguousarray(img), M, (224, 224), flags=cv2.INTER_LINEAR)
         out.append(torch.from_numpy(crop.transpose(2, 0, 1).copy()).float() / 255.0)
     return [p.name for p in names], torch.stack(out)
@@ -102,13 +103,15 @@ def test_crop_box_maps_the_alignment_template_onto_the_network_templates(shared_
     p5 = np.stack([lm[idx[0]], lm[idx[[1, 2]]].mean(0), lm[idx[[3, 4]]].mean(0), lm[idx[5]], lm[idx[6]]])[[1, 2, 0, 3, 4]]
     pts = np.stack([112 + 102 * p5[:, 0], 112 - 102 * p5[:, 1]], 1)
     np.testing.assert_allclose(pts, ALIGN_5PTS_224, atol=1e-3)
-    for hw, tmpl in (((112, 96), SPHEREFACE_5PTS_112x96), ((112, 112), ARCFACE_5PTS_112)):
-        x0, y0, x1, y1 = default_box(hw)
-        # map template points (index coords) through the box into the network image
-        u = (ALIGN_5PTS_224 + 0.5) / 224
-        mapped = np.stack([(u[:, 0] - x0) / (x1 - x0) * hw[1], (u[:, 1] - y0) / (y1 - y0) * hw[0]], 1) - 0.5
-        assert np.abs(mapped - tmpl).max() < 2.0  # px: residual of a scale+translation fit
-        assert (x1 - x0) / hw[1] == pytest.approx((y1 - y0) / hw[0])  # square pixels
+    for src in (project_template_224(), ALIGN_5PTS_224):
+        for hw, tmpl in (((112, 96), SPHEREFACE_5PTS_112x96), ((112, 112), ARCFACE_5PTS_112)):
+            x0, y0, x1, y1 = default_box(hw, src)
+            # map template points (index coords) through the box into the network image
+            u = (src + 0.5) / 224
+            mapped = np.stack([(u[:, 0] - x0) / (x1 - x0) * hw[1], (u[:, 1] - y0) / (y1 - y0) * hw[0]], 1) - 0.5
+            assert np.abs(mapped - tmpl).max() < 2.5  # px: residual of a scale+translation fit
+            assert (x1 - x0) / hw[1] == pytest.approx((y1 - y0) / hw[0])  # square pixels
+    assert default_box((112, 96)) == default_box((112, 96), project_template_224())
     assert fit_box(tmpl, 112, tmpl, (112, 112)) == pytest.approx((0.0, 0.0, 1.0, 1.0))
 
 

@@ -1,16 +1,18 @@
 """Where the face-recognition input is cut from the aligned crop.
 
-The encoder's crop (``S × S``, S = 224) is aligned like Deep3DFaceRecon's: the five points
-(eye centres, nose tip, mouth corners) of the 3-D landmark template ``similarity_Lm3D_all.mat``
-are scaled by 102 px and centred, so in a 224 crop they lie at :data:`ALIGN_5PTS_224`
-(pixel-index coordinates, x right, y down). Face-recognition networks expect their own
-5-point alignment: ArcFace's 112 × 112 template (:data:`ARCFACE_5PTS_112`) and the
-SphereFace/CASIA 112 × 96 template (the ArcFace one shifted 8 px left) used by MobileFaceNet.
+The encoder's crop (``S × S``, S = 224) is aligned by :mod:`recon_cli.face.align`: a similarity
+maps the five detected points (eye centres, nose tip, mouth corners) onto
+:data:`recon_cli.face.align.TEMPLATE_5` (the projected mean face of the shipped model; 224 crop,
+continuous pixel coordinates). Face-recognition networks expect their own 5-point alignment:
+ArcFace's 112 × 112 template (:data:`ARCFACE_5PTS_112`) and the SphereFace/CASIA 112 × 96
+template (the ArcFace one shifted 8 px left) used by MobileFaceNet.
 
 Instead of a per-sample similarity warp from detected landmarks (Deep3DFaceRecon's
 ``estimate_norm``) we use one fixed axis-aligned box: the least-squares scale + translation that
-maps :data:`ALIGN_5PTS_224` onto the network's template. Every crop is already aligned to the
+maps the crop's template onto the network's template. Every crop is already aligned to the
 template, so the box is the same for all samples (and for the render, which shares the frame).
+Crops aligned like Deep3DFaceRecon's (3-D template ``similarity_Lm3D_all.mat`` scaled by 102 px)
+have their 5 points at :data:`ALIGN_5PTS_224`; pass ``template=ALIGN_5PTS_224`` for those.
 
 Boxes are ``(x0, y0, x1, y1)`` in *continuous* coordinates as fractions of the crop side
 (0 = the left/top edge of the first pixel, 1 = the right/bottom edge of the last), so they do
@@ -54,10 +56,24 @@ def fit_box(src_pts: np.ndarray, src_size: int, dst_pts: np.ndarray, dst_hw: tup
     return tuple(float(v) / src_size for v in (x0, y0, x1, y1))
 
 
-def default_box(input_hw: tuple[int, int]) -> tuple[float, float, float, float]:
-    """The box for a network input of ``(112, 96)`` (SphereFace) or ``(112, 112)`` (ArcFace)."""
-    if tuple(input_hw) == (112, 96):
-        return fit_box(ALIGN_5PTS_224, 224, SPHEREFACE_5PTS_112x96, (112, 96))
-    if tuple(input_hw) == (112, 112):
-        return fit_box(ALIGN_5PTS_224, 224, ARCFACE_5PTS_112, (112, 112))
-    raise ValueError(f"no default crop box for a {input_hw} network input; pass box=(x0, y0, x1, y1)")
+def project_template_224() -> np.ndarray:
+    """The project's alignment template (:data:`recon_cli.face.align.TEMPLATE_5`) in
+    pixel-index coordinates of a 224 crop, ``(5, 2) float64``."""
+    from recon_cli.face.align import TEMPLATE_5, TEMPLATE_SIZE
+
+    return np.asarray(TEMPLATE_5, np.float64) * (224.0 / TEMPLATE_SIZE) - 0.5
+
+
+def default_box(input_hw: tuple[int, int], template: np.ndarray | None = None,
+                template_size: int = 224) -> tuple[float, float, float, float]:
+    """The box for a network input of ``(112, 96)`` (SphereFace) or ``(112, 112)`` (ArcFace).
+
+    Args:
+        template: the crop's 5-point template, pixel-index coordinates of a ``template_size``
+            crop; ``None`` = :func:`project_template_224`.
+    """
+    src = project_template_224() if template is None else np.asarray(template, np.float64)
+    dst = {(112, 96): SPHEREFACE_5PTS_112x96, (112, 112): ARCFACE_5PTS_112}.get(tuple(input_hw))
+    if dst is None:
+        raise ValueError(f"no default crop box for a {input_hw} network input; pass box=(x0, y0, x1, y1)")
+    return fit_box(src, template_size, dst, tuple(input_hw))
