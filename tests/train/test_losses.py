@@ -99,6 +99,8 @@ def test_landmark_loss_matches_reference(per):
     v = vis.numpy()
     ref = np.mean([(v[b] * per_pt[b]).sum() / v[b].sum() if v[b].sum() > 0 else 0.0 for b in range(3)])
     assert got.item() == pytest.approx(ref, rel=1e-10)
+    summed = landmark_loss(pred, tgt, vis, per=per, reduction="sum", dist_eps=0.0)
+    assert summed.item() == pytest.approx(np.mean((v * per_pt).sum(1)), rel=1e-10)
 
 
 def test_landmark_loss_gradcheck_and_zero_error_gradient():

@@ -67,6 +67,7 @@ class LossOptions:
     wing_w: float = 10.0
     wing_eps: float = 2.0
     wing_per: str = "point"  # "point": Euclidean distance per landmark; "coord": per coordinate
+    wing_reduction: str = "mean"  # "mean": weighted mean over points; "sum": weighted sum
     reg: RegWeights = field(default_factory=RegWeights)
     fre_amplitude: str = "complex"  # "complex": |F_in − F_r|² (DESIGN); "amplitude": (|F_in| − |F_r|)²
     fre_wrap_phase: bool = False
@@ -118,12 +119,13 @@ def compute_losses(batch: Mapping[str, Any], render_out: Any, coeffs: Tensor | M
     if "wing" in enabled:
         s = options.ref_size / size
         out["wing"] = landmark_loss(_get(render_out, "landmarks") * s, batch["lm68"] * s, batch.get("lm68_weight"),
-                                    w=options.wing_w, eps=options.wing_eps, per=options.wing_per)
+                                    w=options.wing_w, eps=options.wing_eps, per=options.wing_per,
+                                    reduction=options.wing_reduction)
         total = total + weights.w_wing * out["wing"]
         pred21, pts21 = _get(render_out, "pts21"), batch.get("pts21")
         if weights.w_pts21 > 0 and pred21 is not None and pts21 is not None:
             out["pts21"] = extra_landmark_loss(pred21 * s, pts21 * s, w=options.wing_w, eps=options.wing_eps,
-                                               per=options.wing_per)
+                                               per=options.wing_per, reduction=options.wing_reduction)
             total = total + weights.w_pts21 * out["pts21"]
     if "per" in enabled and identity is not None:
         out["per"] = identity(image, comp)
@@ -158,7 +160,8 @@ def settings_from_config(cfg: Any) -> tuple[set[str], LossWeights, LossOptions]:
     reg = RegWeights(id=g("reg_id", o.reg.id), exp=g("reg_exp", o.reg.exp), tex=g("reg_tex", o.reg.tex),
                      light=g("reg_light", o.reg.light))
     options = LossOptions(photo_normalise=g("photo_normalise", o.photo_normalise), wing_w=g("wing_w", o.wing_w),
-                          wing_eps=g("wing_eps", o.wing_eps), wing_per=g("wing_per", o.wing_per), reg=reg,
+                          wing_eps=g("wing_eps", o.wing_eps), wing_per=g("wing_per", o.wing_per),
+                          wing_reduction=g("wing_reduction", o.wing_reduction), reg=reg,
                           fre_amplitude=g("fre_amplitude", o.fre_amplitude),
                           fre_wrap_phase=g("fre_wrap_phase", o.fre_wrap_phase))
     enabled = set(g("enabled", ALL_TERMS))
