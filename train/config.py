@@ -114,6 +114,7 @@ class RunConfig:
     log_every: int = 1  # JSONL/CSV log line every N steps
     grid_every: int = 500  # PNG grid (input | render | landmarks) every N steps (0 = only at the end)
     val_every: int = 500  # validation every N steps (0 = only at the end)
+    val_at_start: bool = True  # also validate before the first step (the untrained baseline)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 on GPUs that support it, else fp16; off on CPU) | off | bf16 | fp16
     seed: int = 0
@@ -121,6 +122,7 @@ class RunConfig:
     resume: bool = False  # continue <project>/<name>/checkpoints/last.pt
     progress: bool = True  # rich progress bar (rank 0)
     threads: int = 0  # torch CPU threads (0 = torch default)
+    sync_bn: bool = False  # DDP on CUDA: synchronise BatchNorm statistics across processes
 
 
 @dataclass

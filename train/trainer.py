@@ -117,6 +117,9 @@ class Trainer:
             self._resume()
         self.net = self.encoder
         if self.dist.enabled:
+            if cfg.run.sync_bn and self.device.type == "cuda":
+                # reuses the same Parameter objects, so the optimiser built above stays valid
+                self.encoder = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.encoder)
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.encoder, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.steps_per_epoch = len(self.sampler)
@@ -189,6 +192,8 @@ class Trainer:
                                "train": len(self.train_idx), "val": len(self.val_idx), "world": self.dist.world,
                                "device": str(self.device), "amp": str(self.amp_dtype)})
         t0, interrupted, last = time.perf_counter(), False, {}
+        if cfg.run.val_at_start and cfg.run.val_every and self.step == 0:
+            self.validate()
         with self._signals(), _Progress(main and cfg.run.progress, self.total_steps, self.step) as bar:
             while self.step < self.total_steps and not interrupted:
                 steps_before = self.step
