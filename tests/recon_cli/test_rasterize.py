@@ -188,6 +188,7 @@ def test_gradcheck_float64():
         return interpolate(a, fr), fr.depth
 
     assert torch.autograd.gradcheck(fn, (screen, attr), eps=1e-7, atol=1e-6)
+    assert torch.autograd.gradcheck(fn, (screen, attr), eps=1e-7, atol=1e-6, fast_mode=True)
 
 
 def test_gradients_reach_xy_depth_and_attributes():
