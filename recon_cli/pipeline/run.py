@@ -7,10 +7,12 @@ Per frame::
       pose, mapping back through M⁻¹) ─ render (shaded overlay + landmarks) ─ view (OpenCV +
       Open3D windows) ─ write (video, coefficients, meshes)
 
-Decoding runs one frame ahead in a background thread (OpenCV releases the GIL while it decodes),
-so ``decode`` is the decoder's own time per frame and ``wait`` the time the pipeline actually
-waited for a frame. Every stage's milliseconds per frame are collected (:class:`StageTimer`) and
-reported live and in the summary, with the end-to-end FPS (frames / wall time of the loop).
+Three stages run in their own threads joined by bounded queues (depth 2), so they overlap on a
+multi-core CPU (OpenCV decoding, MediaPipe, ONNX Runtime and large NumPy operations release the
+GIL): decoding; inference (landmarks → align → encoder → mesh); and, on the main thread (GUI
+toolkits want it), render → view → write. Every stage's milliseconds per frame are measured in
+its own thread (:class:`StageTimer`; ``wait`` is the time inference waited for a decoded frame)
+and reported live and in the summary, with the end-to-end FPS (frames / wall time of the run).
 
 Frames without a face are counted and recorded (``"faces": []`` in the JSONL), never dropped.
 The run stops at the end of the input, after ``max_frames``, when a window is closed, or on
@@ -21,6 +23,7 @@ and the summary says why it stopped (``stopped``) and whether the input ended ea
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,94 +92,91 @@ class StageTimer:
         return out
 
 
-class _Prefetch:
-    """Reads frames in a background thread, one queue slot ahead (``depth``)."""
+_END = object()
 
-    _END = object()
 
-    def __init__(self, source, timer: StageTimer, depth: int = 2):
+class _Pipe:
+    """A pipeline stage in its own thread: ``produce()`` yields items into a bounded queue.
+
+    Iterating a pipe yields the items in order and ends when the producer ends. :meth:`stop`
+    asks the producer to stop after its current item (items already queued are still delivered
+    — the graceful path after Ctrl-C); :meth:`close` stops it and waits for the thread.
+    An exception in the producer ends the stream and is kept in :attr:`error`.
+    """
+
+    def __init__(self, produce: Callable[[threading.Event], Any], depth: int, name: str):
         self.q: queue.Queue = queue.Queue(maxsize=depth)
-        self.stop = threading.Event()
+        self.stopped = threading.Event()
         self.error: BaseException | None = None
-        self._t = threading.Thread(target=self._run, args=(iter(source), timer), daemon=True, name="recon-decode")
+        self._t = threading.Thread(target=self._run, args=(produce,), daemon=True, name=name)
         self._t.start()
 
-    def _run(self, it, timer: StageTimer) -> None:
+    def _run(self, produce) -> None:
         try:
-            while not self.stop.is_set():
-                t0 = time.perf_counter()
-                frame = next(it, self._END)
-                if frame is not self._END:
-                    timer.add("decode", (time.perf_counter() - t0) * 1e3)
-                while not self.stop.is_set():
+            for item in produce(self.stopped):
+                while not self.stopped.is_set():
                     try:
-                        self.q.put(frame, timeout=0.1)
+                        self.q.put(item, timeout=0.05)
                         break
                     except queue.Full:
                         continue
-                if frame is self._END:
+                if self.stopped.is_set():
                     return
-        except BaseException as e:  # a decoder crash ends the input; reported in the summary
+        except BaseException as e:  # reported by the consumer (summary / re-raised)
             self.error = e
-            self.q.put(self._END)
+        finally:
+            try:
+                self.q.put_nowait(_END)
+            except queue.Full:
+                pass  # the consumer notices that the thread has ended
 
     def __iter__(self):
         while True:
-            item = self.q.get()
-            if item is self._END:
+            try:
+                item = self.q.get(timeout=0.05)
+            except queue.Empty:
+                if not self._t.is_alive() and self.q.empty():
+                    return
+                continue
+            if item is _END:
                 return
             yield item
 
+    def stop(self) -> None:
+        self.stopped.set()
+
     def close(self) -> None:
-        self.stop.set()
-        self._t.join(timeout=2.0)
+        self.stopped.set()
+        self._t.join(timeout=5.0)
 
 
-def run_pipeline(source, reconstructor, landmarker, opts: RunOptions, *, encoder_info: dict[str, Any] | None = None,
-                 on_frame: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run the pipeline over ``source`` (:class:`recon_cli.pipeline.sources.FrameSource`).
-
-    Args:
-        reconstructor: :class:`recon_cli.pipeline.reconstruct.Reconstructor`.
-        landmarker: :class:`recon_cli.face.mediapipe_mesh.FaceLandmarker` (video mode).
-        encoder_info: what :func:`recon_cli.pipeline.encoder_source.resolve_encoder` returned.
-        on_frame: called after every frame with live stats (``frame``, ``fps``, ``faces``, ``ms``).
-    Returns:
-        the summary dict (also what ``--json`` writes).
-    """
-    from recon_cli.pipeline.outputs import RunOutputs
-
-    model = reconstructor.model
-    timer = StageTimer()
-    tracker = FaceTracker(max_missed=opts.smoothing.max_missed)
-    smoother = FaceSmoother(reconstructor.layout, opts.smoothing, crop_size=reconstructor.size)
-    outputs = RunOutputs(video=opts.save_video, coeffs=opts.save_coeffs, meshes=opts.save_meshes,
-                         mesh_format=opts.mesh_format, fps=source.fps or 25.0, layout=reconstructor.layout,
-                         triangles=model.triangles)
-    render = opts.render or opts.view or opts.save_video is not None
-    window = viewer = None
-    if opts.view:
-        from recon_cli.viewer.open3d_viewer import FrameWindow, MeshViewer
-
-        window = FrameWindow()
-        viewer = MeshViewer(model.triangles, visible=True, max_meshes=opts.max_faces)
-    frames = frames_with_faces = faces_total = 0
-    stopped = "end of input"
-    prefetch = _Prefetch(source, timer)
-    t_start = time.perf_counter()
-    t_prev = t_start
-    try:
-        it = iter(prefetch)
-        while True:
-            if opts.max_frames is not None and frames >= opts.max_frames:
-                stopped = "max_frames"
-                break
+def _decode(source, timer: StageTimer):
+    """Producer: frames from ``source`` with the decoder's own time per frame."""
+    def produce(stop):
+        it = iter(source)
+        while not stop.is_set():
             t0 = time.perf_counter()
             frame = next(it, None)
-            t1 = time.perf_counter()
             if frame is None:
+                return
+            timer.add("decode", (time.perf_counter() - t0) * 1e3)
+            yield frame
+    return produce
+
+
+def _infer(frames: _Pipe, reconstructor, landmarker, opts: RunOptions, timer: StageTimer):
+    """Producer: ``(frame, reconstructions)`` for every frame — landmarks, align, encoder, mesh."""
+    tracker = FaceTracker(max_missed=opts.smoothing.max_missed)
+    smoother = FaceSmoother(reconstructor.layout, opts.smoothing, crop_size=reconstructor.size)
+
+    def produce(stop):
+        n = 0
+        t_prev = time.perf_counter()
+        for frame in frames:
+            if stop.is_set() or (opts.max_frames is not None and n >= opts.max_frames):
                 break
-            timer.add("wait", (t1 - t0) * 1e3)
+            t1 = time.perf_counter()
+            timer.add("wait", (t1 - t_prev) * 1e3)
             faces = landmarker.detect(frame.image)[: opts.max_faces]
             t2 = time.perf_counter()
             timer.add("landmarks", (t2 - t1) * 1e3)
@@ -190,70 +190,152 @@ def run_pipeline(source, reconstructor, landmarker, opts: RunOptions, *, encoder
                 timer.add("encoder", (t4 - t3) * 1e3)
                 ids = tracker.assign([f.bbox for f in faces])
                 smoother.forget(tracker.dropped)
-                Ms = np.stack([a.M for a in aligned])
-                coeffs, Ms = smoother(ids, coeffs, Ms, frame.t)
+                coeffs, Ms = smoother(ids, coeffs, np.stack([a.M for a in aligned]), frame.t)
                 recs = reconstructor.build(coeffs, Ms, scores=[f.score for f in faces],
                                            bboxes=[f.bbox for f in faces], track_ids=ids)
-                t2 = time.perf_counter()
-                timer.add("mesh", (t2 - t4) * 1e3)
+                timer.add("mesh", (time.perf_counter() - t4) * 1e3)
             else:
                 tracker.assign([])
                 smoother.forget(tracker.dropped)
-            frames += 1
-            frames_with_faces += bool(recs)
-            faces_total += len(recs)
-            # ---- render
-            bgr = None
-            if render:
-                canvas = frame.image.copy()
-                for r in recs:
-                    draw_mesh(canvas, r.verts_img, model.triangles, vertex_faces=model.vertex_faces, config=opts.overlay)
-                    if opts.overlay.landmarks:
-                        draw_landmarks(canvas, r.lm68, opts.overlay.landmark_radius)
-                bgr = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)
-                if opts.stats:
-                    fps_now = 1e3 / max(timer.mean("frame", 30), 1e-6) if timer.ms.get("frame") else 0.0
-                    draw_text(bgr, [f"{fps_now:5.1f} fps  faces {len(recs)}",
-                                    "lmk %.1f enc %.1f mesh %.1f rnd %.1f ms" % tuple(
-                                        timer.mean(s, 30) for s in ("landmarks", "encoder", "mesh", "render"))])
-                t3 = time.perf_counter()
-                timer.add("render", (t3 - t2) * 1e3)
-                t2 = t3
-            # ---- view
-            if window is not None or viewer is not None:
-                alive = window.show(bgr) if window is not None else True
-                alive = viewer.update([r.verts_cam for r in recs], [reconstructor.albedo(r) for r in recs]) and alive
-                t3 = time.perf_counter()
-                timer.add("view", (t3 - t2) * 1e3)
-                t2 = t3
-                if not alive:
+            n += 1
+            t_prev = time.perf_counter()
+            yield frame, recs
+        frames.stop()  # max_frames / stop: no more decoding
+    return produce
+
+
+def run_pipeline(source, reconstructor, landmarker, opts: RunOptions, *, encoder_info: dict[str, Any] | None = None,
+                 on_frame: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the pipeline over ``source`` (:class:`recon_cli.pipeline.sources.FrameSource`).
+
+    Three threads: decoding, inference (landmarks → align → encoder → mesh) and this one (render,
+    windows, writing — GUI toolkits want the main thread), joined by bounded queues so that the
+    stages overlap; each stage's milliseconds are measured in its own thread.
+
+    Args:
+        reconstructor: :class:`recon_cli.pipeline.reconstruct.Reconstructor`.
+        landmarker: :class:`recon_cli.face.mediapipe_mesh.FaceLandmarker` (video mode).
+        encoder_info: what :func:`recon_cli.pipeline.encoder_source.resolve_encoder` returned.
+        on_frame: called after every frame with live stats (``frame``, ``fps``, ``faces``, ``ms``);
+            it may raise ``KeyboardInterrupt`` to stop like Ctrl-C.
+    Returns:
+        the summary dict (also what ``--json`` writes).
+    """
+    from recon_cli.pipeline.outputs import RunOutputs
+
+    model = reconstructor.model
+    timer = StageTimer()
+    outputs = RunOutputs(video=opts.save_video, coeffs=opts.save_coeffs, meshes=opts.save_meshes,
+                         mesh_format=opts.mesh_format, fps=source.fps or 25.0, layout=reconstructor.layout,
+                         triangles=model.triangles)
+    render = opts.render or opts.view or opts.save_video is not None
+    window = viewer = None
+    frames = frames_with_faces = faces_total = 0
+    stopped = "end of input"
+    decode = infer = None
+    t_start = t_prev = time.perf_counter()
+
+    def finish(frame, recs) -> bool:
+        """Render, show and write one frame; False when a window was closed."""
+        nonlocal frames, frames_with_faces, faces_total, t_prev
+        t2 = time.perf_counter()
+        bgr = None
+        if render:
+            canvas = frame.image.copy()
+            for r in recs:
+                draw_mesh(canvas, r.verts_img, model.triangles, vertex_faces=model.vertex_faces, config=opts.overlay)
+                if opts.overlay.landmarks:
+                    draw_landmarks(canvas, r.lm68, opts.overlay.landmark_radius)
+            bgr = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)
+            if opts.stats:
+                fps_now = 1e3 / max(timer.mean("frame", 30), 1e-6) if timer.ms.get("frame") else 0.0
+                draw_text(bgr, [f"{fps_now:5.1f} fps  faces {len(recs)}",
+                                "lmk %.1f enc %.1f mesh %.1f rnd %.1f ms" % tuple(
+                                    timer.mean(s, 30) for s in ("landmarks", "encoder", "mesh", "render"))])
+            t3 = time.perf_counter()
+            timer.add("render", (t3 - t2) * 1e3)
+            t2 = t3
+        alive = True
+        if window is not None or viewer is not None:
+            alive = window.show(bgr) if window is not None else True
+            alive = viewer.update([r.verts_cam for r in recs], [reconstructor.albedo(r) for r in recs]) and alive
+            t3 = time.perf_counter()
+            timer.add("view", (t3 - t2) * 1e3)
+            t2 = t3
+        if bgr is not None and opts.save_video is not None:
+            outputs.write_video(bgr)
+        outputs.write_record(frame, recs)
+        if opts.save_meshes is not None and recs:
+            outputs.write_meshes(frame, recs, [reconstructor.albedo(r) for r in recs])
+        frames += 1  # counted once every output has it
+        frames_with_faces += bool(recs)
+        faces_total += len(recs)
+        t3 = time.perf_counter()
+        timer.add("write", (t3 - t2) * 1e3)
+        timer.add("frame", (t3 - t_prev) * 1e3)
+        t_prev = t3
+        return alive
+
+    # Ctrl-C sets a flag checked between frames, so a frame is never half-written; a second
+    # Ctrl-C (e.g. while the frames in flight are finished) interrupts at once.
+    interrupted = threading.Event()
+
+    def on_sigint(signum, _frame):
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    prev_handler = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    try:
+        if opts.view:
+            from recon_cli.viewer.open3d_viewer import FrameWindow, MeshViewer
+
+            window = FrameWindow()
+            viewer = MeshViewer(model.triangles, visible=True, max_meshes=opts.max_faces)
+        decode = _Pipe(_decode(source, timer), depth=2, name="recon-decode")
+        infer = _Pipe(_infer(decode, reconstructor, landmarker, opts, timer), depth=2, name="recon-infer")
+        try:
+            for frame, recs in infer:
+                if not finish(frame, recs):
                     stopped = "window closed"
                     break
-            # ---- write
-            if bgr is not None and opts.save_video is not None:
-                outputs.write_video(bgr)
-            outputs.write_record(frame, recs)
-            if opts.save_meshes is not None and recs:
-                outputs.write_meshes(frame, recs, [reconstructor.albedo(r) for r in recs])
-            t3 = time.perf_counter()
-            timer.add("write", (t3 - t2) * 1e3)
-            timer.add("frame", (t3 - t_prev) * 1e3)
-            t_prev = t3
-            if on_frame is not None:
-                on_frame({"frame": frames, "faces": len(recs), "fps": 1e3 / max(timer.mean("frame", 30), 1e-6),
-                          "ms": {s: timer.mean(s, 30) for s in STAGES}})
+                if on_frame is not None:
+                    on_frame({"frame": frames, "faces": len(recs), "fps": 1e3 / max(timer.mean("frame", 30), 1e-6),
+                              "ms": {s: timer.mean(s, 30) for s in STAGES}})
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
+            else:
+                if opts.max_frames is not None and frames >= opts.max_frames:
+                    stopped = "max_frames"
+        except KeyboardInterrupt:
+            # graceful: stop decoding, finish the frames already in flight (a second Ctrl-C aborts)
+            stopped = "interrupted (Ctrl-C)"
+            interrupted.set()
+            decode.stop()
+            for frame, recs in infer:
+                finish(frame, recs)
     except KeyboardInterrupt:
         stopped = "interrupted (Ctrl-C)"
     finally:
+        if prev_handler is not None:
+            signal.signal(signal.SIGINT, prev_handler)
         wall = time.perf_counter() - t_start
-        prefetch.close()
+        for pipe in (infer, decode):
+            if pipe is not None:
+                pipe.close()
         written = outputs.close()
         if viewer is not None:
             viewer.close()
         if window is not None:
             window.close()
-    if prefetch.error is not None:
-        stopped = f"input error: {prefetch.error}"
+    for pipe in (infer, decode):
+        if pipe is not None and pipe.error is not None:
+            if not isinstance(pipe.error, Exception):
+                raise pipe.error
+            if pipe is infer:  # a bug or bad input in inference: re-raise after the outputs are closed
+                raise pipe.error
+            stopped = f"input error: {pipe.error}"
     src = source.info()
     src["ended_early"] = stopped == "end of input" and bool(src.get("ended_early"))
     summary = {
