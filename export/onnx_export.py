@@ -48,15 +48,17 @@ def config_hash(meta: dict[str, Any]) -> str | None:
 
 
 def load_encoder(weights: str | Path | None = None, *, arch: str | None = None, untrained: bool = False,
-                 model=None, size: int = 224, n_light: int = 9, seed: int = 0):
+                 model=None, size: int = 224, n_light: int = 9, seed: int = 0, bn_crops=None):
     """The encoder to export and its metadata.
 
     Args:
         weights: a checkpoint (``.pt``); ``None`` → the shipped ``recon_cli/weights/default.pt``.
         arch: with ``untrained``: the architecture to build (registry name).
-        untrained: build ``arch`` with random weights for testing; its zero-initialised head is
-            replaced by :func:`perturb_head` (seed ``seed``) so outputs — and the parity check —
-            are not trivial.
+        untrained: build ``arch`` with random weights for testing: BatchNorm statistics are
+            estimated on real crops (:func:`calibrate_batchnorm`, ``bn_crops`` or 32 crops from
+            :func:`export.calib.load_crops`) and the zero-initialised head is replaced by
+            :func:`perturb_head` (seed ``seed``), so activations have trained-like ranges and
+            outputs — and the parity and quantisation checks — are not trivial.
         model: the morphable model sizing the head of an untrained encoder (default: the shipped one).
     Returns:
         ``(encoder nn.Module in eval mode, meta dict)``.
@@ -64,6 +66,8 @@ def load_encoder(weights: str | Path | None = None, *, arch: str | None = None, 
     from recon_cli.backends.torch_backend import normalise_meta
 
     if untrained:
+        import torch
+
         if not arch:
             raise InputError("--untrained needs --arch", hint="e.g. `recon export --arch resnet50 --untrained --onnx out.onnx`")
         from recon_cli.coeffs import CoeffLayout
@@ -74,7 +78,13 @@ def load_encoder(weights: str | Path | None = None, *, arch: str | None = None, 
 
             model = load_default_model()
         layout = CoeffLayout.for_model(model, n_light)
-        encoder = build_encoder(arch, layout, size).eval()
+        torch.manual_seed(seed)
+        encoder = build_encoder(arch, layout, size)
+        if bn_crops is None:
+            from export.calib import load_crops
+
+            bn_crops = load_crops(None, n=32, size=size)
+        calibrate_batchnorm(encoder, bn_crops)
         perturb_head(encoder, layout=layout, seed=seed, size=size)
         meta = {"arch": arch, "layout": layout.to_dict(), "size": size, "model_name": model.name,
                 "model_hash": model.content_hash(), "untrained": True, "head_seed": seed}
@@ -95,6 +105,32 @@ def load_encoder(weights: str | Path | None = None, *, arch: str | None = None, 
     meta = normalise_meta(meta, getattr(encoder, "layout", None), getattr(encoder, "size", None))
     meta["weights"] = path.name
     return encoder.eval(), meta
+
+
+def calibrate_batchnorm(encoder, crops, batch: int = 16) -> None:
+    """Estimate BatchNorm running statistics of an untrained ``encoder`` on real crops
+    ``(N, 3, S, S) float32`` [0, 1] (cumulative average, no weights change), then set eval mode.
+
+    A freshly initialised network in eval mode uses mean 0 / variance 1 for every BatchNorm, so
+    its activations shrink or grow layer by layer (MobileNetV3's pooled features end up ~1e-8):
+    nothing like a trained network, and useless for judging fp16/int8 error. With statistics
+    from real crops every layer sees normalised activations, as after training.
+    """
+    import torch
+
+    bns = [m for m in encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over all batches
+    encoder.train()
+    with torch.no_grad():
+        x = torch.as_tensor(crops, dtype=torch.float32)
+        for i in range(0, len(x), batch):
+            if len(x[i:i + batch]) > 1:
+                encoder(x[i:i + batch])
+    for m in bns:
+        m.momentum = 0.1
+    encoder.eval()
 
 
 def _last_linear(encoder):

@@ -1,0 +1,67 @@
+"""int8 static QDQ quantisation and fp16 conversion: they run on real crops, keep the recon
+metadata, keep the regression head in float, and report landmark displacement vs fp32."""
+
+from __future__ import annotations
+
+import math
+
+import onnx
+
+from export.onnx_export import read_metadata
+from export.parity import parity_report_path
+from export.pipeline import ExportOptions, export_encoder
+from export.quantize import head_nodes
+from recon_cli.backends import load_backend
+from tests.export.conftest import make_encoder
+
+
+def test_int8_and_fp16_variants(tmp_path, default_model, shared_data):
+    enc, meta = make_encoder("mobilenet_v3_small", default_model)
+    out = tmp_path / "edge.onnx"
+    opts = ExportOptions(onnx=out, int8=True, fp16=True, calib_count=16, parity_count=8, threads=2,
+                         int8_tol_px=1e6, latency_repeat=3)  # report-only for int8 on an untrained net
+    rep = export_encoder(enc, meta, opts, model=default_model)
+
+    int8_path, fp16_path = tmp_path / "edge.int8.onnx", tmp_path / "edge.fp16.onnx"
+    assert rep["files"] == {"fp32": str(out), "int8": str(int8_path), "fp16": str(fp16_path)}
+    assert parity_report_path(int8_path).is_file() and parity_report_path(fp16_path).is_file()
+
+    q = rep["parity"]["int8"]
+    assert q["precision"] == "int8" and q["n_crops"] == 8 and q["reference"] == "torch"
+    assert math.isfinite(q["max_landmark_px"]) and 0 < q["mean_landmark_px"] <= q["max_landmark_px"] < 50
+    assert q["max_abs_coeff"] > rep["parity"]["fp32"]["max_abs_coeff"]  # it really is a different model
+    for key in ("onnx-fp32", "onnx-int8", "onnx-fp16"):
+        assert rep["latency_ms"][key]["median_ms"] > 0
+
+    md = read_metadata(int8_path)
+    assert md["precision"] == "int8" and md["arch"] == "mobilenet_v3_small" and md["model_hash"] == default_model.content_hash()
+    assert md["calibration"]["method"] == "minmax" and md["calibration"]["crops"] == 16
+    graph = onnx.load(str(int8_path)).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # the head (Gemm and the group-scale Mul) stays float: its weight is a plain initializer
+    gemm = next(n for n in graph.node if n.op_type == "Gemm")
+    assert gemm.name in md["calibration"]["fp32_nodes"]
+    assert gemm.input[1] in {i.name for i in graph.initializer}
+    assert set(head_nodes(out)) >= {gemm.name}
+
+    f = rep["parity"]["fp16"]
+    assert f["passed"] and f["max_landmark_px"] < 0.5
+    assert read_metadata(fp16_path)["precision"] == "fp16"
+    b = load_backend(fp16_path, threads=2)
+    assert b.name == "onnx-fp16"
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load(str(fp16_path)).graph.initializer)
+
+
+def test_int8_tolerance_gate(tmp_path, default_model, shared_data):
+    """With a tight int8 tolerance the int8 file is refused (and the fp32 one kept)."""
+    import pytest
+
+    from export.parity import ParityError
+
+    enc, meta = make_encoder("mobilenet_v3_small", default_model, seed=1)
+    out = tmp_path / "edge.onnx"
+    with pytest.raises(ParityError):
+        export_encoder(enc, meta, ExportOptions(onnx=out, int8=True, calib_count=8, parity_count=4, threads=2,
+                                                int8_tol_px=1e-4, latency_repeat=2), model=default_model)
+    assert out.is_file() and not (tmp_path / "edge.int8.onnx").exists()
