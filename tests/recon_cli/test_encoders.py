@@ -83,7 +83,7 @@ def test_traces_without_baked_shapes(arch):
 
 
 def test_checkpoint_round_trip(tmp_path):
-    enc = build_encoder("resnet18", LAYOUT, 224)
+    enc = build_encoder("resnet18", LAYOUT, 224, group_scale={"trans": 0.05, "angles": 0.5})
     _perturb(enc, 1)
     enc.train()
     with torch.no_grad():
@@ -98,6 +98,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert meta == {"arch": "resnet18", "layout": LAYOUT.to_dict(), "size": 224, "model_name": "ict-facekit",
                     "model_hash": "abc123", "config": cfg, "format_version": 1}
     assert not loaded.training and loaded.layout == LAYOUT
+    assert torch.equal(loaded.head.scale, enc.head.scale)  # the per-group scale travels with the weights
     x = torch.rand(2, 3, 96, 96)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), enc(x), rtol=0, atol=0)
