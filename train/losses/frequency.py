@@ -16,8 +16,10 @@ Amplitude term, two readings (``amplitude=`` option):
   whole composited image.
 * ``"amplitude"`` (alias ``"magnitude"``): ``(|F_in| − |F_render|)²``, the amplitude-spectrum
   difference. The paper's name "amplitude loss" and its split into amplitude and phase terms
-  suggest this reading (the complex difference already contains the phase); we keep the
-  literal formula as default as DESIGN.md asks, and the ablation can switch.
+  suggest this reading (the complex difference already contains the phase, and equals a plain
+  L2 loss as noted above — see also B. Wroński, "Comparing images in frequency domain", 2021;
+  Fuoli et al.'s Fourier-space losses, ICCV 2021, likewise split amplitude and phase). We keep
+  the literal formula as default as DESIGN.md asks; the ablation can switch.
 
 Phase term: ``atan2`` has an undefined gradient at (0, 0) (a zero-magnitude coefficient). We
 use a safe atan2: where ``|F|² < mag_eps`` the phase is taken as 0 and no gradient flows
