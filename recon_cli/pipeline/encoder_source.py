@@ -10,10 +10,11 @@ summary prints, so a user always sees what produced the faces:
 3. No shipped default (this build has none until the default encoder is trained) → an
    UNTRAINED encoder of ``arch`` built by :func:`recon_cli.encoders.registry.build_encoder`: its
    zero-initialised head outputs zero coefficients, i.e. the mean face, frontal, centred in the
-   crop — the pipeline runs end to end, but the shapes are not reconstructions. With the torch
-   backend it runs eagerly (imports torch); with ``onnx`` the caller passes ``untrained_onnx``,
-   a function that exports it once to a cached ``.onnx`` (the CLI layer does this through
-   ``export``, which ``recon_cli`` itself must not import), so the ONNX path is exercised.
+   crop — the pipeline runs end to end, but the shapes are not reconstructions. With ``onnx``
+   (and ``auto``, when the caller can export) the caller passes ``untrained_onnx``, a function
+   that exports it once to a cached ``.onnx`` (the CLI layer does this through ``export``, which
+   ``recon_cli`` itself must not import), so the edge path — ONNX Runtime — is what runs; with
+   ``torch`` (or ``auto`` without an exporter) it runs eagerly in PyTorch.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def resolve_encoder(weights: str | Path | None, backend: str, model, *, arch: st
         elif backend == "tensorrt":
             raise InputError("no TensorRT engine given and none is shipped",
                              hint="build one with `recon export --trt` and pass --weights ENGINE")
-        elif backend == "onnx":
+        elif backend == "onnx" or (backend == "auto" and untrained_onnx is not None):
             if untrained_onnx is None:
                 raise InputError("no ONNX encoder given and none is shipped",
                                  hint="export one with `recon export --onnx OUT.onnx` and pass --weights OUT.onnx")

@@ -40,7 +40,7 @@ def test_headless_run_with_all_outputs(shared_data, tmp_path):
     video = shared_data / "videos" / "d11.mp4"
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["run", str(video), "--no-view", "--max-frames", "6", "--arch", ARCH,
-                                   "--threads", "1", "--save-video", str(out / "overlay.mp4"),
+                                   "--backend", "torch", "--threads", "1", "--save-video", str(out / "overlay.mp4"),
                                    "--save-coeffs", str(out / "coeffs.jsonl"), "--save-meshes", str(out / "meshes"),
                                    "--json", str(out / "summary.json")])
     assert res.exit_code == 0, res.output
@@ -79,7 +79,8 @@ def test_npz_coefficients_and_frames_without_faces(shared_data, tmp_path):
     folder.mkdir()
     (folder / "a.jpg").write_bytes(photo.read_bytes())
     cv2.imwrite(str(folder / "b_blank.png"), np.full((240, 320, 3), 127, np.uint8))
-    res = CliRunner().invoke(app, ["run", str(folder), "--no-view", "--arch", ARCH, "--threads", "1", "--save-coeffs",
+    res = CliRunner().invoke(app, ["run", str(folder), "--no-view", "--arch", ARCH, "--backend", "torch", "--threads", "1",
+                                   "--save-coeffs",
                                    str(tmp_path / "c.npz"), "--json", str(tmp_path / "s.json")])
     assert res.exit_code == 0, res.output
     s = json.loads((tmp_path / "s.json").read_text())
@@ -93,7 +94,8 @@ def test_truncated_video_ends_cleanly_with_a_summary(shared_data, tmp_path):
     data = (shared_data / "videos" / "s18.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[:60_000])  # the index + the first ~8 frames
-    res = CliRunner().invoke(app, ["run", str(cut), "--no-view", "--arch", ARCH, "--threads", "1", "--save-coeffs",
+    res = CliRunner().invoke(app, ["run", str(cut), "--no-view", "--arch", ARCH, "--backend", "torch", "--threads", "1",
+                                   "--save-coeffs",
                                    str(tmp_path / "c.jsonl"), "--save-video", str(tmp_path / "o.mp4"),
                                    "--json", str(tmp_path / "s.json")])
     assert res.exit_code == 0, res.output
@@ -214,7 +216,8 @@ def test_sigint_subprocess_closes_outputs_and_writes_summary(shared_data, tmp_pa
 
     out = tmp_path / "o"
     proc = subprocess.Popen([sys.executable, "-m", "recon_cli", "run", str(shared_data / "videos" / "d6.mp4"),
-                             "--no-view", "--arch", ARCH, "--threads", "1", "--save-video", str(out / "v.mp4"),
+                             "--no-view", "--arch", ARCH, "--backend", "torch", "--threads", "1",
+                             "--save-video", str(out / "v.mp4"),
                              "--save-coeffs", str(out / "c.jsonl"), "--json", str(out / "s.json")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
