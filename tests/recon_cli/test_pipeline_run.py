@@ -240,3 +240,19 @@ def test_sigint_subprocess_closes_outputs_and_writes_summary(shared_data, tmp_pa
     assert len((out / "c.jsonl").read_text().splitlines()) == s["frames"]
     assert _count_frames(out / "v.mp4") == s["frames"]
     assert not list(out.glob(".*tmp*"))
+
+
+def test_two_faces_in_one_frame(shared_data, tmp_path):
+    """Two people side by side: both reconstructed (one batched encoder call), separate track ids,
+    each face's landmarks on its own half of the image."""
+    photos = [shared_data / "faces" / "portraits" / n for n in ("s10.jpg", "s11.jpg")]  # BlazeFace finds both
+    imgs = [cv2.resize(cv2.imread(str(p)), (400, 400)) for p in photos]
+    cv2.imwrite(str(tmp_path / "pair.png"), np.concatenate(imgs, 1))
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "pair.png"), "--no-view", "--max-faces", "2", "--arch", ARCH,
+                                   "--backend", "torch", "--threads", "1", "--save-coeffs", str(tmp_path / "c.jsonl")])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "c.jsonl").read_text())
+    faces = rec["faces"]
+    assert len(faces) == 2 and {f["track_id"] for f in faces} == {0, 1}
+    xs = sorted(np.array(f["lm68"])[:, 0].mean() for f in faces)
+    assert xs[0] < 400 < xs[1]

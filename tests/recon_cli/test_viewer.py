@@ -98,3 +98,14 @@ def test_rasteriser_keeps_the_nearest_triangle_and_culls_nothing_inside():
     inside = ((e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0)) | ((e[0] <= 0) & (e[1] <= 0) & (e[2] <= 0))
     only = _rasterise(p, z, tri[:1], shade, 40, 40)[1]
     assert np.array_equal(only, inside)
+
+
+def test_vertex_normals_of_a_sphere_point_outwards():
+    o3d = pytest.importorskip("open3d")
+    from recon_cli.pipeline.overlay import vertex_normals
+
+    s = o3d.geometry.TriangleMesh.create_sphere(1.0, resolution=20)
+    v, t = np.asarray(s.vertices), np.asarray(s.triangles)  # counter-clockwise from outside
+    n = vertex_normals(v, t)
+    np.testing.assert_allclose(np.linalg.norm(n, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(n * v, 1)) > 0.98  # radial, outward
