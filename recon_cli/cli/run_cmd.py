@@ -116,8 +116,11 @@ def register(app: typer.Typer) -> None:
         from recon_cli.pipeline.sources import open_source
         from recon_cli.viewer.open3d_viewer import display_available
 
+        from recon_cli.pipeline.outputs import check_output_paths
+
         smoothing = _smoothing(smooth, smooth_set)
-        src = open_source(source)  # fail fast on a bad source, before loading the encoder
+        check_output_paths(save_video, save_coeffs, save_meshes, mesh_format)  # fail fast, before any work
+        src = open_source(source)
         view = (not no_view) and display_available()
         if not no_view and not view:
             console.print("[dim]no display found: running headless (as with --no-view)[/]")

@@ -53,6 +53,24 @@ def _clean(o: Any) -> Any:
     return o
 
 
+def check_output_paths(video=None, coeffs=None, meshes=None, mesh_format: str = "ply") -> None:
+    """Raise :class:`InputError` for output paths that cannot work (checked before a long run starts)."""
+    video, coeffs, meshes = (Path(p) if p else None for p in (video, coeffs, meshes))
+    if video and video.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
+        raise InputError(f"--save-video {video}: unsupported extension {video.suffix or '(none)'!r}",
+                         hint="use .mp4 (or .avi/.mkv/.mov)")
+    if coeffs and coeffs.suffix.lower() not in (".jsonl", ".npz"):
+        raise InputError(f"--save-coeffs {coeffs}: unsupported extension {coeffs.suffix or '(none)'!r}",
+                         hint="use FILE.jsonl or FILE.npz")
+    if mesh_format.lower().lstrip(".") not in ("ply", "obj"):
+        raise InputError(f"mesh format {mesh_format!r} is not supported", hint="use ply or obj")
+    if meshes and meshes.exists() and not meshes.is_dir():
+        raise InputError(f"--save-meshes {meshes} exists and is not a folder", hint="pass a folder path")
+    for p in (video, coeffs):
+        if p and p.exists() and p.is_dir():
+            raise InputError(f"{p} is a folder, expected a file path", hint="pass a file name, e.g. runs/demo/out.mp4")
+
+
 class RunOutputs:
     """Opens the requested outputs; :meth:`frame` adds one frame; :meth:`close` finishes them all."""
 
@@ -65,15 +83,8 @@ class RunOutputs:
         self.mesh_format = mesh_format.lower().lstrip(".")
         self.fps = fps if fps and fps > 0 else 25.0
         self.layout, self.triangles = layout, triangles
-        if self.video_path and self.video_path.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
-            raise InputError(f"--save-video {self.video_path}: unsupported extension", hint="use .mp4 (or .avi/.mkv/.mov)")
-        if self.coeffs_path and self.coeffs_path.suffix.lower() not in (".jsonl", ".npz"):
-            raise InputError(f"--save-coeffs {self.coeffs_path}: unsupported extension", hint="use FILE.jsonl or FILE.npz")
-        if self.mesh_format not in ("ply", "obj"):
-            raise InputError(f"mesh format {mesh_format!r} is not supported", hint="use ply or obj")
+        check_output_paths(self.video_path, self.coeffs_path, self.mesh_dir, self.mesh_format)
         if self.mesh_dir:
-            if self.mesh_dir.exists() and not self.mesh_dir.is_dir():
-                raise InputError(f"--save-meshes {self.mesh_dir} exists and is not a folder", hint="pass a folder path")
             self.mesh_dir.mkdir(parents=True, exist_ok=True)
         self._writer = None
         self._video_tmp: Path | None = None
