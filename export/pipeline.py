@@ -77,17 +77,21 @@ def _verified(dest: Path, precision: str, report: dict[str, Any]):
 
 
 def export_encoder(encoder, meta: dict[str, Any], opts: ExportOptions, *, model=None,
-                   on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+                   on_step: Callable[[str], None] | None = None,
+                   on_result: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Export ``encoder`` (an ``nn.Module``, input ``(B,3,S,S)`` RGB [0,1]) as described by
     ``opts``; returns the JSON-able report (files, parity per precision, latencies).
 
     ``model``: the morphable model of the head, for landmark displacement in pixels (None:
-    coefficients only). Raises :class:`ParityError` when an artefact fails its check.
+    coefficients only). ``on_step(message)`` is called when each of :func:`n_steps` stages
+    starts, ``on_result(message)`` with each parity summary. Raises :class:`ParityError` when an
+    artefact fails its check.
     """
     from recon_cli.backends.onnx_backend import OnnxBackend
     from recon_cli.backends.torch_backend import TorchBackend
 
     step = on_step or (lambda s: None)
+    result = on_result or (lambda s: None)
     out = Path(opts.onnx)
     size = int(meta["size"])
     if model is not None:
@@ -111,7 +115,7 @@ def export_encoder(encoder, meta: dict[str, Any], opts: ExportOptions, *, model=
         backend = OnnxBackend(path, threads=opts.threads, providers=["CPUExecutionProvider"])
         rep = check_parity(ref_backend, backend, parity_crops, model=model, precision=precision, tolerance=tol, ref_coeffs=ref)
         report["parity"][precision] = rep.to_dict()
-        step(rep.summary())
+        result(rep.summary())
         return backend
 
     step(f"exporting ONNX (opset {opts.opset}, {opts.exporter} exporter)")
@@ -142,11 +146,13 @@ def export_encoder(encoder, meta: dict[str, Any], opts: ExportOptions, *, model=
             report["latency_ms"]["onnx-fp16"] = _latency(fp16, size, opts.latency_repeat)
         report["files"]["fp16"] = str(dest)
     if opts.trt:
-        report["files"]["tensorrt"] = str(_build_trt(out, meta, opts, calib_crops, ref_backend, parity_crops, ref, model, report, step))
+        report["files"]["tensorrt"] = str(_build_trt(out, meta, opts, calib_crops, ref_backend, parity_crops, ref, model,
+                                                      report, step, result))
     return report
 
 
-def _build_trt(onnx_path: Path, meta, opts: ExportOptions, calib_crops, ref_backend, parity_crops, ref, model, report, step) -> Path:
+def _build_trt(onnx_path: Path, meta, opts: ExportOptions, calib_crops, ref_backend, parity_crops, ref, model, report,
+               step, result) -> Path:
     from export.onnx_export import read_metadata
     from export.tensorrt_build import build_engine
     from recon_cli.backends.tensorrt_backend import TensorRTBackend, import_tensorrt, sidecar_path
@@ -163,7 +169,7 @@ def _build_trt(onnx_path: Path, meta, opts: ExportOptions, calib_crops, ref_back
         rep = check_parity(ref_backend, engine, parity_crops, model=model, precision=prec, tolerance=tol, ref_coeffs=ref)
         report["parity"]["tensorrt-" + prec] = rep.to_dict()
         write_report(parity_report_path(dest), {"file": dest.name, **rep.to_dict()})
-        step(rep.summary())
+        result(rep.summary())
         if not rep.passed:
             raise ParityError(f"{dest.name} does not match the PyTorch encoder: " + "; ".join(rep.failures))
         report["latency_ms"]["tensorrt-" + prec] = _latency(engine, int(meta["size"]), opts.latency_repeat)
@@ -172,6 +178,11 @@ def _build_trt(onnx_path: Path, meta, opts: ExportOptions, calib_crops, ref_back
             p.unlink(missing_ok=True)
         raise
     return dest
+
+
+def n_steps(opts: ExportOptions) -> int:
+    """Number of ``on_step`` stages :func:`export_encoder` goes through with ``opts``."""
+    return 3 + int(opts.int8) + int(opts.fp16) + int(opts.trt)
 
 
 def options_dict(opts: ExportOptions) -> dict[str, Any]:

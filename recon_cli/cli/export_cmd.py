@@ -53,18 +53,15 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Random head seed (with --untrained)."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write the export report (files, parity, latency) as JSON."),
     ) -> None:
-        """Export the encoder to ONNX (dynamic batch, opset ≥ 17, recon metadata), verify it
-        against PyTorch on real face crops (max |Δcoeff| and 68-landmark displacement in
-        pixels), and optionally write int8 / fp16 variants and a TensorRT engine.
+        """Export the encoder to ONNX (dynamic batch, opset ≥ 17, recon metadata), verify it against PyTorch on real face crops (max |Δcoeff| and 68-landmark displacement in pixels), and optionally write int8 / fp16 variants and a TensorRT engine.
 
-        Input of the exported graph: image (batch, 3, S, S) float32 RGB in [0, 1]; the
-        ImageNet normalisation is inside the graph. A file that fails its parity check is not
-        written (exit code 3); the reason is in OUT.parity.json.
+        Input of the exported graph: image (batch, 3, S, S) float32 RGB in [0, 1]; the ImageNet normalisation is inside the graph. A file that fails its parity check is not written (exit code 3); the reason is in OUT.parity.json.
         """
         from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         from export.onnx_export import EXPORTERS, load_encoder
-        from export.pipeline import ExportOptions, export_encoder, options_dict
+        from export.pipeline import ExportOptions, export_encoder, n_steps, options_dict
         from recon_cli.benchtable import write_json
 
         if exporter not in EXPORTERS:
@@ -96,12 +93,20 @@ def register(app: typer.Typer) -> None:
                              trt_max_batch=trt_max_batch, trt_workspace_gb=trt_workspace_gb, calib=calib, calib_method=calib_method,
                              calib_count=calib_count, parity_count=parity_crops, tol_coeff=tol_coeff, tol_px=tol_px,
                              int8_tol_px=int8_tol_px, threads=threads)
-        with console.status("exporting…") as status:
-            def step(msg: str) -> None:
-                status.update(msg + "…")
-                console.print(f"  {msg}")
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            task = progress.add_task("export", total=n_steps(opts))
+            started = [False]
 
-            report = export_encoder(encoder, meta, opts, model=mm, on_step=step)
+            def step(msg: str) -> None:
+                if started[0]:
+                    progress.advance(task)
+                started[0] = True
+                progress.update(task, description=msg)
+
+            report = export_encoder(encoder, meta, opts, model=mm, on_step=step,
+                                    on_result=lambda m: progress.console.print(f"  {m}", highlight=False))
+            progress.advance(task)
         report["options"] = options_dict(opts)
         for prec, path in report["files"].items():
             lat = report["latency_ms"].get(f"onnx-{prec}") or report["latency_ms"].get(f"tensorrt-{opts.trt_precision}")
@@ -122,9 +127,10 @@ def register(app: typer.Typer) -> None:
         keep: Optional[Path] = typer.Option(None, "--keep", help="Keep the exported ONNX files in this folder."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and environment as JSON."),
     ) -> None:
-        """Encoder latency (median, p90 per batch) and throughput per backend and batch size:
-        PyTorch eager, ONNX Runtime fp32 and int8, TensorRT where installed; int8 rows carry the
-        68-landmark displacement against fp32 PyTorch on real crops (pixels, 224 crop)."""
+        """Encoder latency (median, p90 per batch) and throughput per backend and batch size: PyTorch eager, ONNX Runtime fp32 and int8, TensorRT where installed.
+
+        Reduced-precision rows carry the 68-landmark displacement against fp32 PyTorch on real crops (pixels, 224 crop). Untrained encoders get BatchNorm statistics from real crops and a random head.
+        """
         from rich.console import Console
 
         from export.bench import bench_encoder
