@@ -25,11 +25,8 @@ import json
 import logging
 import math
 import random
-import signal
-import threading
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,7 +42,9 @@ from train.checkpoint import load_training_checkpoint, rng_state, save_training_
 from train.config import TrainConfig, save_yaml, validate
 from train.data import FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids
 from train.grid import make_grid, write_grid
+from train.interrupt import stop_on_signals
 from train.objective import build_objective
+from train.progress import TrainProgress
 from train.runlog import RunLog
 from train.step import encode, landmark_error, to_device
 
@@ -194,7 +193,8 @@ class Trainer:
         t0, interrupted, last = time.perf_counter(), False, {}
         if cfg.run.val_at_start and cfg.run.val_every and self.step == 0:
             self.validate()
-        with self._signals(), _Progress(main and cfg.run.progress, self.total_steps, self.step) as bar:
+        with stop_on_signals(self.request_stop, lambda: self._stop, announce=main), \
+                TrainProgress(main and cfg.run.progress, self.total_steps, self.step) as bar:
             while self.step < self.total_steps and not interrupted:
                 steps_before = self.step
                 for batch in self.loader:  # one epoch, from the sampler's position
@@ -275,7 +275,7 @@ class Trainer:
         if self.runlog is not None:
             self.runlog.write({"kind": "event", "step": self.step, "event": "skipped_batch", "reason": event, "detail": detail})
 
-    def _after_step(self, terms: dict[str, float], t_step: float, t0: float, bar: "_Progress") -> None:
+    def _after_step(self, terms: dict[str, float], t_step: float, t0: float, bar: TrainProgress) -> None:
         cfg, main, s = self.cfg, self.dist.is_main, self.step
         dt = time.perf_counter() - t_step
         if main and cfg.run.log_every and s % cfg.run.log_every == 0:
@@ -342,28 +342,6 @@ class Trainer:
         write_grid(self.run_dir / "grids" / f"step_{self.step:07d}.png", grid)
         write_grid(self.run_dir / "grid_last.png", grid)
 
-    # ------------------------------------------------------------------ signals
-    @contextmanager
-    def _signals(self):
-        """SIGINT/SIGTERM → finish the step, checkpoint, return; a second SIGINT aborts."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):
-            if self._stop and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self._stop = True
-            if self.dist.is_main:
-                log.warning("interrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
-
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-
 
 def train(cfg: TrainConfig, on_step: Callable[[Trainer], None] | None = None) -> dict[str, Any]:
     """Run training for ``cfg``; returns the summary (also written to ``<run>/summary.json``)."""
@@ -385,31 +363,3 @@ def _load_pretrained(encoder: torch.nn.Module, path: str) -> None:
     from recon_cli.encoders import load_pretrained
 
     load_pretrained(encoder, path)
-
-
-class _Progress:
-    """A rich progress bar with the loss terms (no-op when disabled or off rank 0)."""
-
-    def __init__(self, enabled: bool, total: int, start: int):
-        self.enabled, self.total, self.start = enabled, total, start
-        self._p = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._p = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                               TimeRemainingColumn(), TextColumn("{task.description}"), transient=False)
-            self._p.__enter__()
-            self._task = self._p.add_task("", total=self.total, completed=self.start)
-        return self
-
-    def update(self, step: int, terms: dict[str, float]) -> None:
-        if self._p is not None:
-            desc = " ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in terms.items() if k.startswith("loss/"))
-            self._p.update(self._task, completed=step, description=desc)
-
-    def __exit__(self, *exc):
-        if self._p is not None:
-            self._p.__exit__(*exc)
-        return False
