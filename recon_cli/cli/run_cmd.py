@@ -174,9 +174,10 @@ def register(app: typer.Typer) -> None:
             if weights is not None:
                 break
         env = {**env_info("cpu"), "threads": threads, "load_avg_1m": round(os.getloadavg()[0], 2)}
-        head = ("video", "size", "backend", "arch", "trained", "render", "frames", "fps", "frame_ms", "frame_p90_ms")
+        head = ("size", "backend", "arch", "trained", "render", "frames", "fps", "frame_ms", "frame_p90_ms",
+                "cpu_ms_per_frame")
         print_table("recon bench run: end-to-end (outputs off)", [{k: r.get(k) for k in head} for r in rows])
-        stages = [k for k in rows[0] if k.endswith("_ms") and k not in ("frame_ms", "frame_p90_ms")]
+        stages = [k for k in rows[0] if k.endswith("_ms") and k not in ("frame_ms", "frame_p90_ms", "cpu_ms_per_frame")]
         print_table("mean ms per frame by stage (decode runs in its own thread, render on the main thread)",
                     [{"stage": s[:-3], **{f"{r['arch']} ({r['backend']})": r[s] for r in rows}} for s in stages], env)
         write_json(json_out, {"rows": rows, "env": env, "summaries": summaries})

@@ -75,7 +75,8 @@ def bench_run(video: str | Path, reconstructor, landmarker_factory, *, encoder_i
            "backend": encoder_info.get("backend"), "arch": encoder_info.get("arch"),
            "trained": encoder_info.get("trained"), "render": render, "frames": summary["frames"],
            "faces": summary["faces"], "fps": summary["fps"],
-           "frame_ms": (summary.get("frame_ms") or {}).get("mean"), "frame_p90_ms": (summary.get("frame_ms") or {}).get("p90")}
+           "frame_ms": (summary.get("frame_ms") or {}).get("mean"), "frame_p90_ms": (summary.get("frame_ms") or {}).get("p90"),
+           "cpu_ms_per_frame": summary.get("cpu_ms_per_frame")}
     for s in STAGES:
         if s in ms:
             row[f"{s}_ms"] = ms[s]["mean"]
