@@ -36,36 +36,48 @@ import torch
 _SENTINEL = torch.iinfo(torch.int64).max
 
 
-@dataclass
+@dataclass(eq=False)
 class Fragments:
     """Result of :func:`rasterize` for ``B`` images of ``H × W`` pixels.
 
     Attributes:
         tri_idx: ``(B, H, W) int64`` index into ``faces`` (``0..F-1``) of the triangle seen at each
             pixel centre; ``-1`` for background.
-        bary: ``(B, H, W, 3)`` float (screen dtype), perspective-correct barycentric coordinates of
-            the pixel centre w.r.t. the triangle's vertices ``faces[tri_idx]`` (sum to 1; zeros on
-            background). Differentiable w.r.t. the screen vertices.
-        depth: ``(B, H, W)`` float, camera depth ``z_c`` in metres at the pixel centre
-            (perspective-correct); ``0`` on background. Differentiable.
         mask: ``(B, H, W) bool``, True where a triangle covers the pixel centre.
-        pix: ``(N,) int64`` flat indices ``b·H·W + i·W + j`` of the ``N`` covered pixels (compact form
-            used by :func:`interpolate`).
+        pix: ``(N,) int64`` flat indices ``b·H·W + i·W + j`` of the ``N`` covered pixels, ascending
+            (the compact form used by :func:`interpolate`).
         vert_idx: ``(N, 3) int64`` flat vertex indices ``b·V + faces[tri]`` of the covered pixels.
-        bary_vis: ``(N, 3)`` barycentrics of the covered pixels (compact form of ``bary``).
+        bary_vis: ``(N, 3)`` perspective-correct barycentrics of the covered pixels
+            (differentiable w.r.t. the screen vertices).
+        depth_vis: ``(N,)`` camera depth ``z_c`` (metres) at the covered pixel centres.
+
+    Properties (materialised on first access, differentiable):
+        bary: ``(B, H, W, 3)`` perspective-correct barycentric coordinates of each pixel centre
+            w.r.t. the triangle's vertices ``faces[tri_idx]`` (sum to 1; zeros on background).
+        depth: ``(B, H, W)`` camera depth ``z_c`` in metres at the pixel centre
+            (perspective-correct); ``0`` on background.
     """
 
     tri_idx: torch.Tensor
-    bary: torch.Tensor
-    depth: torch.Tensor
     mask: torch.Tensor
     pix: torch.Tensor
     vert_idx: torch.Tensor
     bary_vis: torch.Tensor
+    depth_vis: torch.Tensor
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.tri_idx.shape)  # type: ignore[return-value]
+
+    @property
+    def bary(self) -> torch.Tensor:
+        B, H, W = self.shape
+        return self.bary_vis.new_zeros(B * H * W, 3).index_put((self.pix,), self.bary_vis).view(B, H, W, 3)
+
+    @property
+    def depth(self) -> torch.Tensor:
+        B, H, W = self.shape
+        return self.depth_vis.new_zeros(B * H * W).index_put((self.pix,), self.depth_vis).view(B, H, W)
 
 
 def signed_area(p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
@@ -86,21 +98,23 @@ def _size(image_size) -> tuple[int, int]:
 
 @torch.no_grad()
 def rasterize_hard(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: float = 1e-2,
-                   cull_backfaces: bool = False, eps: float = 1e-10, chunk: int = 1 << 22) -> torch.Tensor:
+                   cull_backfaces: bool = False, eps: float = 1e-10, chunk: int = 1 << 22,
+                   group: int = 1 << 17) -> torch.Tensor:
     """Z-buffer visibility only: ``screen (B, V, 3)`` (u px, v px, z_c m), ``faces (F, 3)`` int →
     ``tri_idx (B, H, W) int64`` (−1 background). See the module docstring for the rules.
 
     ``eps``: triangles with ``|2·area| <= eps`` px² are degenerate and dropped. ``chunk``: the
-    most pixel candidates evaluated at once for large triangles (bounds memory)."""
+    most pixel candidates evaluated at once for large triangles (bounds memory). ``group``:
+    about how many triangles are processed together (images are grouped so that temporaries stay
+    cache-sized and are recycled by the allocator instead of page-faulting; performance only)."""
     H, W = _size(image_size)
     B, V, _ = screen.shape
     F = faces.shape[0]
     dev = screen.device
     if F >= 2**31:
         raise ValueError("at most 2^31 - 1 triangles")
-    empty = torch.full((B, H, W), -1, dtype=torch.int64, device=dev)
     if F == 0 or B == 0:
-        return empty
+        return torch.full((B, H, W), -1, dtype=torch.int64, device=dev)
     s = screen.detach().reshape(B * V, 3)
     # Per-vertex planes, pixel-centre offset folded in: u = x - 0.5 so that pixel column j has
     # its centre at u = j. Vertices behind the near plane or non-finite become NaN, which makes
@@ -109,31 +123,44 @@ def rasterize_hard(screen: torch.Tensor, faces: torch.Tensor, image_size, *, nea
     good = (z > near) & (x.abs() < 1e7) & (y.abs() < 1e7)
     u = torch.where(good, x - 0.5, float("nan"))
     v = y - 0.5
+    iz = 1.0 / z
     f = faces.to(device=dev, dtype=torch.int64)
-    boff = torch.arange(B, device=dev, dtype=torch.int64)[:, None] * V
-    gv = [(boff + f[None, :, i]).reshape(-1) for i in range(3)]  # (B·F,) flat vertex ids
+    zbuf = torch.full((B * H * W,), _SENTINEL, dtype=torch.int64, device=dev)
+    per = B if dev.type == "cuda" else max(1, group // F)
+    for b0 in range(0, B, per):
+        nb = min(per, B - b0)
+        _hard_group(u[b0 * V:(b0 + nb) * V], v[b0 * V:(b0 + nb) * V], iz[b0 * V:(b0 + nb) * V], f, nb, V, H, W,
+                    zbuf[b0 * H * W:(b0 + nb) * H * W], eps, cull_backfaces, chunk)
+    hit = zbuf != _SENTINEL
+    return torch.where(hit, zbuf & 0xFFFFFFFF, -1).view(B, H, W)
+
+
+def _hard_group(u, v, iz, f, nb, V, H, W, zbuf, eps, cull, chunk) -> None:
+    """Hard pass for ``nb`` images (vertex planes ``(nb·V,)``) into their z-buffer slice."""
+    F = f.shape[0]
+    dev = u.device
+    boff = torch.arange(nb, device=dev, dtype=torch.int64)[:, None] * V
+    gv = [(boff + f[None, :, i]).reshape(-1) for i in range(3)]  # (nb·F,) flat vertex ids
     u0, u1, u2 = (u.index_select(0, g) for g in gv)
     v0, v1, v2 = (v.index_select(0, g) for g in gv)
     # Pixel-centre index range of each bounding box, clipped to the image.
-    c_lo = torch.ceil(torch.minimum(torch.minimum(u0, u1), u2)).clamp_(min=0)
-    c_hi = torch.floor(torch.maximum(torch.maximum(u0, u1), u2)).clamp_(max=W - 1)
-    r_lo = torch.ceil(torch.minimum(torch.minimum(v0, v1), v2)).clamp_(min=0)
-    r_hi = torch.floor(torch.maximum(torch.maximum(v0, v1), v2)).clamp_(max=H - 1)
+    c_lo = torch.minimum(torch.minimum(u0, u1), u2).ceil_().clamp_(min=0)
+    c_hi = torch.maximum(torch.maximum(u0, u1), u2).floor_().clamp_(max=W - 1)
+    r_lo = torch.minimum(torch.minimum(v0, v1), v2).ceil_().clamp_(min=0)
+    r_hi = torch.maximum(torch.maximum(v0, v1), v2).floor_().clamp_(max=H - 1)
     ok = (c_hi >= c_lo) & (r_hi >= r_lo)
     single = ok & (c_hi == c_lo) & (r_hi == r_lo)
-    zbuf = torch.full((B * H * W,), _SENTINEL, dtype=torch.int64, device=dev)
 
     def planes(ids):
         g = [gv[i].index_select(0, ids) for i in range(3)]
         return ([u.index_select(0, x) for x in g], [v.index_select(0, x) for x in g],
-                [z.index_select(0, x) for x in g])
+                [iz.index_select(0, x) for x in g])
 
     # 1) triangles whose box holds exactly one pixel centre (most of a dense mesh).
     sel = single.nonzero().squeeze(1)
     if sel.numel():
-        U, Vv, Z = planes(sel)
-        _splat(zbuf, U, Vv, Z, c_lo.index_select(0, sel), r_lo.index_select(0, sel), sel, F, H, W,
-               eps, cull_backfaces)
+        U, Vv, IZ = planes(sel)
+        _splat(zbuf, U, Vv, IZ, c_lo.index_select(0, sel), r_lo.index_select(0, sel), sel, F, H, W, eps, cull)
     # 2) the rest: expand each box into its pixel centres (in bounded chunks).
     big = (ok & ~single).nonzero().squeeze(1)
     if big.numel():
@@ -147,11 +174,10 @@ def rasterize_hard(screen: torch.Tensor, faces: torch.Tensor, image_size, *, nea
             k = torch.arange(rep.numel(), device=dev) - (torch.cumsum(c, 0) - c)[rep]
             nxr = nx[lo:hi][rep]
             ids = big[lo:hi][rep]
-            U, Vv, Z = planes(ids)
-            _splat(zbuf, U, Vv, Z, cl[lo:hi][rep] + (k % nxr).to(u.dtype), rl[lo:hi][rep] + (k // nxr).to(u.dtype),
-                   ids, F, H, W, eps, cull_backfaces)
-    hit = zbuf != _SENTINEL
-    return torch.where(hit, zbuf & 0xFFFFFFFF, torch.full_like(zbuf, -1)).view(B, H, W)
+            U, Vv, IZ = planes(ids)
+            dy = torch.div(k, nxr, rounding_mode="floor")
+            _splat(zbuf, U, Vv, IZ, cl[lo:hi][rep] + (k - dy * nxr).to(u.dtype), rl[lo:hi][rep] + dy.to(u.dtype),
+                   ids, F, H, W, eps, cull)
 
 
 def _chunk_bounds(ends: torch.Tensor, chunk: int) -> list[tuple[int, int]]:
@@ -166,9 +192,9 @@ def _chunk_bounds(ends: torch.Tensor, chunk: int) -> list[tuple[int, int]]:
     return out
 
 
-def _splat(zbuf, U, Vv, Z, c, r, ids, F, H, W, eps, cull) -> None:
+def _splat(zbuf, U, Vv, IZ, c, r, ids, F, H, W, eps, cull) -> None:
     """Test pixel centre ``(c, r)`` (column/row indices, as floats) against candidate triangles
-    (vertex planes ``U = x − 0.5``, ``Vv = y − 0.5``, ``Z = z_c``; flat batch·face ids ``ids``)
+    (vertex planes ``U = x − 0.5``, ``Vv = y − 0.5``, ``IZ = 1/z_c``; flat image·face ids ``ids``)
     and scatter the packed (depth, triangle) key of the covered ones into ``zbuf`` with amin."""
     dx0, dx1, dx2 = U[0] - c, U[1] - c, U[2] - c
     dy0, dy1, dy2 = Vv[0] - r, Vv[1] - r, Vv[2] - r
@@ -182,10 +208,12 @@ def _splat(zbuf, U, Vv, Z, c, r, ids, F, H, W, eps, cull) -> None:
         inside = (hi <= 0) & (area < -eps)
     else:
         inside = ((lo >= 0) | (hi <= 0)) & (area.abs() > eps)
-    z = area / (e0 / Z[0] + e1 / Z[1] + e2 / Z[2])  # perspective-correct depth at the centre
-    key = (z.float().view(torch.int32).to(torch.int64) << 32) | (ids % F)
-    key = torch.where(inside & (z > 0), key, _SENTINEL)
-    pix = (ids // F) * (H * W) + r.long() * W + c.long()
+    z = area / (e0 * IZ[0] + e1 * IZ[1] + e2 * IZ[2])  # perspective-correct depth at the centre
+    inside &= z > 0
+    img = torch.div(ids, F, rounding_mode="floor")
+    key = (z.float().view(torch.int32).to(torch.int64) << 32) | (ids - img * F)
+    key = torch.where(inside, key, _SENTINEL)
+    pix = img * (H * W) + (r * W + c).long()
     zbuf.scatter_reduce_(0, pix, key, "amin")
 
 
@@ -201,35 +229,38 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
         cull_backfaces: drop triangles facing away from the camera (screen area > 0, see
             :func:`signed_area`).
     Returns:
-        :class:`Fragments`; ``bary`` and ``depth`` are differentiable w.r.t. ``screen``.
+        :class:`Fragments`; barycentrics and depth are differentiable w.r.t. ``screen``.
     """
     H, W = _size(image_size)
     B, V, _ = screen.shape
     faces = faces.to(device=screen.device, dtype=torch.int64)
     tri_idx = rasterize_hard(screen, faces, (H, W), near=near, cull_backfaces=cull_backfaces)
-    flat = tri_idx.reshape(-1)
+    flat = tri_idx.view(-1)
     pix = (flat >= 0).nonzero().squeeze(1)
     tri = flat.index_select(0, pix)
-    vert_idx = faces.index_select(0, tri) + (pix // (H * W))[:, None] * V  # (N, 3)
-    sv = screen.reshape(B * V, 3).index_select(0, vert_idx.reshape(-1)).reshape(-1, 3, 3)
-    px = (pix % W).to(screen.dtype) + 0.5
-    py = ((pix // W) % H).to(screen.dtype) + 0.5
-    dx = sv[..., 0] - px[:, None]  # (N, 3)
-    dy = sv[..., 1] - py[:, None]
-    # Screen-space edge functions at the pixel centre (2·area of the sub-triangles).
-    e0 = dx[:, 1] * dy[:, 2] - dx[:, 2] * dy[:, 1]
-    e1 = dx[:, 2] * dy[:, 0] - dx[:, 0] * dy[:, 2]
-    e2 = dx[:, 0] * dy[:, 1] - dx[:, 1] * dy[:, 0]
-    q = torch.stack([e0, e1, e2], 1) / sv[..., 2]  # ∝ λ_i / z_i (common 1/(2A) cancels)
-    qs = q.sum(1, keepdim=True)
-    bary_vis = q / qs
-    area = e0 + e1 + e2
-    depth_vis = (area[:, None] / qs).squeeze(1)
-    n = B * H * W
-    bary = screen.new_zeros(n, 3).index_put((pix,), bary_vis).view(B, H, W, 3)
-    depth = screen.new_zeros(n).index_put((pix,), depth_vis).view(B, H, W)
-    return Fragments(tri_idx=tri_idx, bary=bary, depth=depth, mask=tri_idx >= 0, pix=pix,
-                     vert_idx=vert_idx, bary_vis=bary_vis)
+    img = torch.div(pix, H * W, rounding_mode="floor")
+    rem = pix - img * (H * W)
+    row = torch.div(rem, W, rounding_mode="floor")
+    px = (rem - row * W).to(screen.dtype) + 0.5
+    py = row.to(screen.dtype) + 0.5
+    base = img * V
+    # (3, N) vertex ids: row k = vertex k of each pixel's triangle (contiguous per k).
+    vk = faces.t().contiguous().index_select(1, tri) + base
+    P = screen.reshape(B * V, 3)
+    x0, y0, z0 = P.index_select(0, vk[0]).unbind(1)
+    x1, y1, z1 = P.index_select(0, vk[1]).unbind(1)
+    x2, y2, z2 = P.index_select(0, vk[2]).unbind(1)
+    dx0, dx1, dx2, dy0, dy1, dy2 = x0 - px, x1 - px, x2 - px, y0 - py, y1 - py, y2 - py
+    # Screen-space edge functions at the pixel centre (2·area of the sub-triangles); λ_i ∝ e_i.
+    e0 = dx1 * dy2 - dx2 * dy1
+    e1 = dx2 * dy0 - dx0 * dy2
+    e2 = dx0 * dy1 - dx1 * dy0
+    q0, q1, q2 = e0 / z0, e1 / z1, e2 / z2  # ∝ λ_i / z_i (the common 1/(2A) cancels)
+    inv = 1.0 / (q0 + q1 + q2)
+    bary_vis = torch.stack([q0 * inv, q1 * inv, q2 * inv], 0)  # (3, N)
+    depth_vis = (e0 + e1 + e2) * inv  # 2A / Σ(e_i / z_i) = 1 / Σ(λ_i / z_i)
+    return Fragments(tri_idx=tri_idx, mask=tri_idx >= 0, pix=pix, vert_idx=vk.t(), bary_vis=bary_vis.t(),
+                     depth_vis=depth_vis)
 
 
 def interpolate(attr: torch.Tensor, fragments: Fragments, faces: torch.Tensor | None = None,
@@ -239,8 +270,8 @@ def interpolate(attr: torch.Tensor, fragments: Fragments, faces: torch.Tensor | 
     Args:
         attr: ``(B, V, C)`` (or ``(1, V, C)``, broadcast over the batch) vertex attributes.
         fragments: from :func:`rasterize` on the same ``B``, ``V``.
-        faces: ``(F, 3)`` triangle list; used only when ``fragments`` lacks the compact indices
-            (kept for API symmetry with pytorch3d's ``interpolate_face_attributes``).
+        faces: unused (the fragments carry the vertex indices); accepted for symmetry with
+            pytorch3d's ``interpolate_face_attributes``.
         background: value for pixels no triangle covers.
     Returns:
         ``(B, H, W, C)`` in ``attr``'s dtype; differentiable w.r.t. ``attr`` and the fragments'
@@ -252,10 +283,10 @@ def interpolate(attr: torch.Tensor, fragments: Fragments, faces: torch.Tensor | 
     Ba, V, C = attr.shape
     if Ba != B:
         raise ValueError(f"attr batch {Ba} does not match fragments batch {B}")
-    vidx = fragments.vert_idx
-    if faces is not None and vidx.numel() and int(vidx.max()) >= B * V:
-        raise ValueError("attr has fewer vertices than the rasterised mesh")
-    vals = attr.reshape(B * V, C).index_select(0, vidx.reshape(-1)).reshape(-1, 3, C)
-    vis = (vals * fragments.bary_vis.to(attr.dtype)[..., None]).sum(1)  # (N, C)
+    A = attr.reshape(B * V, C)
+    vk, bk = fragments.vert_idx, fragments.bary_vis.to(attr.dtype)
+    vis = A.index_select(0, vk[:, 0]) * bk[:, 0, None]
+    vis = vis + A.index_select(0, vk[:, 1]) * bk[:, 1, None]
+    vis = vis + A.index_select(0, vk[:, 2]) * bk[:, 2, None]
     out = attr.new_full((B * H * W, C), background)
     return out.index_put((fragments.pix,), vis).view(B, H, W, C)
