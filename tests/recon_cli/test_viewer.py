@@ -75,17 +75,17 @@ def test_overlay_draws_the_face_inside_its_outline(model):
     draw_landmarks(frame, uv[0, model.landmarks68])
 
 
-def test_rasteriser_keeps_the_nearest_triangle_and_culls_nothing_inside():
-    # two overlapping triangles (both clockwise on screen = front-facing); the nearer one wins
+def test_rasteriser_keeps_the_nearest_triangle_and_culls_back_faces():
+    # two overlapping triangles; the nearer one wins
     p = np.array([[2, 2], [30, 2], [2, 30], [4, 4], [31, 4], [4, 31]], np.float32)
     z = np.array([0, 0, 0, 5, 5, 5], np.float32)
     tri = np.array([[0, 1, 2], [3, 4, 5]])
     shade = np.array([0.2, 0.2, 0.2, 0.9, 0.9, 0.9], np.float32)
-    val, mask = _rasterise(p, z, tri, shade, 40, 40)
+    val, mask = _rasterise(p, z, tri, shade, 40, 40, cull=False)
     assert mask[3, 3] and val[3, 3] == pytest.approx(0.2)  # only the far triangle covers (3, 3)
     assert val[10, 10] == pytest.approx(0.9)  # overlap: the near one
     z2 = np.array([5, 5, 5, 0, 0, 0], np.float32)
-    val2, _ = _rasterise(p, z2, tri, shade, 40, 40)
+    val2, _ = _rasterise(p, z2, tri, shade, 40, 40, cull=False)
     assert val2[10, 10] == pytest.approx(0.2)
     # coverage equals a brute-force pixel-centre inside test
     ys, xs = np.mgrid[0:40, 0:40] + 0.5
@@ -96,8 +96,13 @@ def test_rasteriser_keeps_the_nearest_triangle_and_culls_nothing_inside():
 
     e = [edge(a, b), edge(b, c), edge(c, a)]
     inside = ((e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0)) | ((e[0] <= 0) & (e[1] <= 0) & (e[2] <= 0))
-    only = _rasterise(p, z, tri[:1], shade, 40, 40)[1]
+    only = _rasterise(p, z, tri[:1], shade, 40, 40, cull=False)[1]
     assert np.array_equal(only, inside)
+    # these triangles are counter-clockwise on screen (y down): back faces, culled by default
+    assert not _rasterise(p, z, tri, shade, 40, 40)[1].any()
+    on_edge = (e[0] == 0) | (e[1] == 0) | (e[2] == 0)  # float ties may go either way reversed
+    rev = _rasterise(p, z, tri[:1, ::-1], shade, 40, 40)[1]
+    assert np.array_equal(rev[~on_edge], inside[~on_edge])
 
 
 def test_vertex_normals_of_a_sphere_point_outwards():
