@@ -246,10 +246,8 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
     base = img * V
     # (3, N) vertex ids: row k = vertex k of each pixel's triangle (contiguous per k).
     vk = faces.t().contiguous().index_select(1, tri) + base
-    P = screen.reshape(B * V, 3)
-    x0, y0, z0 = P.index_select(0, vk[0]).unbind(1)
-    x1, y1, z1 = P.index_select(0, vk[1]).unbind(1)
-    x2, y2, z2 = P.index_select(0, vk[2]).unbind(1)
+    G = screen.reshape(B * V, 3).index_select(0, vk.view(-1)).view(3, -1, 3)  # one gather (one scatter back)
+    (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = (G[k].unbind(1) for k in range(3))
     dx0, dx1, dx2, dy0, dy1, dy2 = x0 - px, x1 - px, x2 - px, y0 - py, y1 - py, y2 - py
     # Screen-space edge functions at the pixel centre (2·area of the sub-triangles); λ_i ∝ e_i.
     e0 = dx1 * dy2 - dx2 * dy1
@@ -283,10 +281,8 @@ def interpolate(attr: torch.Tensor, fragments: Fragments, faces: torch.Tensor | 
     Ba, V, C = attr.shape
     if Ba != B:
         raise ValueError(f"attr batch {Ba} does not match fragments batch {B}")
-    A = attr.reshape(B * V, C)
     vk, bk = fragments.vert_idx, fragments.bary_vis.to(attr.dtype)
-    vis = A.index_select(0, vk[:, 0]) * bk[:, 0, None]
-    vis = vis + A.index_select(0, vk[:, 1]) * bk[:, 1, None]
-    vis = vis + A.index_select(0, vk[:, 2]) * bk[:, 2, None]
+    G = attr.reshape(B * V, C).index_select(0, vk.t().reshape(-1)).view(3, -1, C)  # (3, N, C)
+    vis = G[0] * bk[:, 0, None] + G[1] * bk[:, 1, None] + G[2] * bk[:, 2, None]
     out = attr.new_full((B * H * W, C), background)
     return out.index_put((fragments.pix,), vis).view(B, H, W, C)
