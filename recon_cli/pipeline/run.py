@@ -24,7 +24,6 @@ and the summary says why it stopped (``stopped``) and whether the input ended ea
 
 from __future__ import annotations
 
-import queue
 import signal
 import threading
 import time
@@ -37,9 +36,7 @@ import numpy as np
 
 from recon_cli.pipeline.overlay import OverlayConfig, draw_landmarks, draw_mesh, draw_text
 from recon_cli.pipeline.smoothing import FaceSmoother, FaceTracker, SmoothingConfig
-
-STAGES = ("decode", "wait", "landmarks", "align", "encoder", "mesh", "render", "view", "write")
-
+from recon_cli.pipeline.stages import STAGES, Pipe, StageTimer
 
 @dataclass
 class RunOptions:
@@ -70,88 +67,6 @@ class RunOptions:
     stats: bool = True
 
 
-class StageTimer:
-    """Milliseconds per frame for each stage: ``add(stage, ms)``; ``summary()`` mean/p50/p90."""
-
-    def __init__(self):
-        self.ms: dict[str, list[float]] = {s: [] for s in STAGES}
-
-    def add(self, stage: str, ms: float) -> None:
-        self.ms.setdefault(stage, []).append(ms)
-
-    def mean(self, stage: str, last: int | None = None) -> float:
-        v = self.ms.get(stage) or []
-        v = v[-last:] if last else v
-        return float(np.mean(v)) if v else 0.0
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        out = {}
-        for s, v in self.ms.items():
-            if v:
-                a = np.asarray(v)
-                out[s] = {"mean": round(float(a.mean()), 3), "p50": round(float(np.median(a)), 3),
-                          "p90": round(float(np.percentile(a, 90)), 3)}
-        return out
-
-
-_END = object()
-
-
-class _Pipe:
-    """A pipeline stage in its own thread: ``produce()`` yields items into a bounded queue.
-
-    Iterating a pipe yields the items in order and ends when the producer ends. :meth:`stop`
-    asks the producer to stop after its current item (items already queued are still delivered
-    — the graceful path after Ctrl-C); :meth:`close` stops it and waits for the thread.
-    An exception in the producer ends the stream and is kept in :attr:`error`.
-    """
-
-    def __init__(self, produce: Callable[[threading.Event], Any], depth: int, name: str):
-        self.q: queue.Queue = queue.Queue(maxsize=depth)
-        self.stopped = threading.Event()
-        self.error: BaseException | None = None
-        self._t = threading.Thread(target=self._run, args=(produce,), daemon=True, name=name)
-        self._t.start()
-
-    def _run(self, produce) -> None:
-        try:
-            for item in produce(self.stopped):
-                while not self.stopped.is_set():
-                    try:
-                        self.q.put(item, timeout=0.05)
-                        break
-                    except queue.Full:
-                        continue
-                if self.stopped.is_set():
-                    return
-        except BaseException as e:  # reported by the consumer (summary / re-raised)
-            self.error = e
-        finally:
-            try:
-                self.q.put_nowait(_END)
-            except queue.Full:
-                pass  # the consumer notices that the thread has ended
-
-    def __iter__(self):
-        while True:
-            try:
-                item = self.q.get(timeout=0.05)
-            except queue.Empty:
-                if not self._t.is_alive() and self.q.empty():
-                    return
-                continue
-            if item is _END:
-                return
-            yield item
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def close(self) -> None:
-        self.stopped.set()
-        self._t.join(timeout=5.0)
-
-
 def _decode(source, timer: StageTimer):
     """Producer: frames from ``source`` with the decoder's own time per frame."""
     def produce(stop):
@@ -166,7 +81,7 @@ def _decode(source, timer: StageTimer):
     return produce
 
 
-def _infer(frames: _Pipe, reconstructor, landmarker, opts: RunOptions, timer: StageTimer):
+def _infer(frames: Pipe, reconstructor, landmarker, opts: RunOptions, timer: StageTimer):
     """Producer: ``(frame, reconstructions)`` for every frame — landmarks, align, encoder, mesh."""
     tracker = FaceTracker(max_missed=opts.smoothing.max_missed)
     smoother = FaceSmoother(reconstructor.layout, opts.smoothing, crop_size=reconstructor.size)
@@ -292,12 +207,13 @@ def run_pipeline(source, reconstructor, landmarker, opts: RunOptions, *, encoder
     prev_handler = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     try:
         if opts.view:
-            from recon_cli.viewer.open3d_viewer import FrameWindow, MeshViewer
+            from recon_cli.viewer.cv_window import FrameWindow
+            from recon_cli.viewer.open3d_viewer import MeshViewer
 
             window = FrameWindow()
             viewer = MeshViewer(model.triangles, visible=True, max_meshes=opts.max_faces)
-        decode = _Pipe(_decode(source, timer), depth=2, name="recon-decode")
-        infer = _Pipe(_infer(decode, reconstructor, landmarker, opts, timer), depth=2, name="recon-infer")
+        decode = Pipe(_decode(source, timer), depth=2, name="recon-decode")
+        infer = Pipe(_infer(decode, reconstructor, landmarker, opts, timer), depth=2, name="recon-infer")
         try:
             for frame, recs in infer:
                 if not finish(frame, recs):

@@ -126,37 +126,3 @@ class MeshViewer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class FrameWindow:
-    """An OpenCV window for the 2-D overlay (only when a display exists). ``show`` returns False
-    when the user pressed q/Esc or closed the window."""
-
-    def __init__(self, title: str = "recon — overlay"):
-        import cv2
-
-        self.cv2, self.title = cv2, title
-        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
-        self.closed = False
-
-    def show(self, frame_bgr: np.ndarray) -> bool:
-        if self.closed:
-            return False
-        self.cv2.imshow(self.title, frame_bgr)
-        key = self.cv2.waitKey(1) & 0xFF
-        try:
-            visible = self.cv2.getWindowProperty(self.title, self.cv2.WND_PROP_VISIBLE) >= 1
-        except self.cv2.error:
-            visible = False
-        if key in (ord("q"), 27) or not visible:
-            self.close()
-            return False
-        return True
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                self.cv2.destroyWindow(self.title)
-            except self.cv2.error:
-                pass
