@@ -199,14 +199,15 @@ def test_onnx_run_is_torch_free(untrained_onnx, tmp_path):
 
 def test_bench_run_reports_fps_and_stages(untrained_onnx, tmp_path):
     res = CliRunner().invoke(app, ["bench", "run", str(REPO / "samples" / "face.mp4"), "--weights", str(untrained_onnx),
-                                   "--max-frames", "8", "--warmup", "2", "--json", str(tmp_path / "b.json")])
+                                   "--max-frames", "8", "--warmup", "2", "--threads", "2",
+                                   "--json", str(tmp_path / "b.json")])
     assert res.exit_code == 0, res.output
     b = json.loads((tmp_path / "b.json").read_text())
     row = b["rows"][0]
     assert row["frames"] == 8 and row["faces"] == 8 and row["fps"] > 0 and row["size"] == "640x480"
     for stage in ("landmarks", "encoder", "mesh", "render"):
         assert row[f"{stage}_ms"] > 0
-    assert b["env"]["threads"] == 2
+    assert row["threads"] == 2 and b["env"]["threads"] == [2] and row["cpu_ms_per_frame"] > 0
 
 
 def test_sigint_subprocess_closes_outputs_and_writes_summary(shared_data, tmp_path):
