@@ -11,7 +11,11 @@ camera* (:func:`recon_cli.face.align.crop_camera`). An in-plane similarity ``M�
 rotation φ, translation) maps the crop onto the original image, which is exactly the projection
 through a *virtual camera* of the original image: focal ``f/s``, principal point ``M⁻¹(cx, cy)``,
 rolled by ψ = −φ about its optical axis (φ = rotation of ``M⁻¹`` in y-down pixel axes, so ψ is
-the roll in y-up axes). Hence for every face:
+the roll in y-up axes; equivalently ψ = atan2(M[1, 0], M[0, 0]), the rotation of ``M`` itself).
+The virtual camera looks through the face (its principal point is the face's crop centre, not
+the image centre), so ``angles_img`` is the pose relative to the ray through the face; for a
+face far off the image centre the pose relative to the real camera's axis differs by that ray's
+angle (a few degrees for typical fields of view). Hence for every face:
 
 * ``lm68``/``verts_img[:, :2]`` = ``M⁻¹ · project_crop(R·v + t)``: original image px;
 * ``verts_cam = Rz(ψ) · (R·v + t) − (0, 0, distance)``: metres, the virtual camera at the
