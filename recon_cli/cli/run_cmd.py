@@ -86,7 +86,8 @@ def register(app: typer.Typer) -> None:
                                  "(only used when no weights exist)."),
         max_faces: int = typer.Option(1, "--max-faces", min=1, help="faces tracked per frame (batched in one encoder call)."),
         smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="One-Euro temporal smoothing of pose, expression "
-                                    "and crop alignment per face track."),
+                                    "and crop alignment per face track (videos, cameras, streams; always off for "
+                                    "images and folders)."),
         smooth_set: list[str] = typer.Option([], "--smooth-set", help="smoothing setting, e.g. angles.beta=3 or "
                                              "exp.min_cutoff=1.5 (repeatable; see recon_cli/pipeline/smoothing.py)."),
         no_view: bool = typer.Option(False, "--no-view", help="no windows (headless). Windows are shown by default when "
@@ -124,12 +125,16 @@ def register(app: typer.Typer) -> None:
         view = (not no_view) and display_available()
         if not no_view and not view:
             console.print("[dim]no display found: running headless (as with --no-view)[/]")
+        static = src.kind in ("image", "folder")
+        if static and smoothing.enabled:
+            from dataclasses import replace
+
+            smoothing = replace(smoothing, enabled=False)  # separate photos: nothing to smooth across
         with src:
             model, enc, info, recon = _setup(weights, backend.value, arch, threads, model_path, max_faces)
             opts = RunOptions(max_faces=max_faces, smoothing=smoothing, view=view, render=view or save_video is not None,
                               save_video=save_video, save_coeffs=save_coeffs, save_meshes=save_meshes,
                               mesh_format=mesh_format, max_frames=max_frames, stats=not no_stats)
-            static = src.kind in ("image", "folder")
             with FaceLandmarker(LandmarkerConfig(static=static, max_faces=max_faces)) as lm:
                 summary = _run_with_progress(src, recon, lm, opts, info, max_frames)
         write_json(json_out, summary)

@@ -85,6 +85,7 @@ def test_npz_coefficients_and_frames_without_faces(shared_data, tmp_path):
     assert res.exit_code == 0, res.output
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["frames"] == 2 and s["frames_with_faces"] == 1 and s["frames_without_faces"] == 1
+    assert s["smoothing"] is False  # separate photos are not smoothed across
     z = np.load(tmp_path / "c.npz")
     assert z["n_faces"].tolist() == [1, 0] and z["coeffs"].shape[0] == 1 and z["lm68"].shape == (1, 68, 2)
     assert json.loads(str(z["layout"]))["n_exp"] > 0
