@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
+from recon_cli.render.barycentric import barycentric, interpolate_vis
+
 _SENTINEL = torch.iinfo(torch.int64).max
 
 
@@ -246,17 +248,7 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
     base = img * V
     # (3, N) vertex ids: row k = vertex k of each pixel's triangle (contiguous per k).
     vk = faces.t().contiguous().index_select(1, tri) + base
-    G = screen.reshape(B * V, 3).index_select(0, vk.view(-1)).view(3, -1, 3)  # one gather (one scatter back)
-    (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = (G[k].unbind(1) for k in range(3))
-    dx0, dx1, dx2, dy0, dy1, dy2 = x0 - px, x1 - px, x2 - px, y0 - py, y1 - py, y2 - py
-    # Screen-space edge functions at the pixel centre (2·area of the sub-triangles); λ_i ∝ e_i.
-    e0 = dx1 * dy2 - dx2 * dy1
-    e1 = dx2 * dy0 - dx0 * dy2
-    e2 = dx0 * dy1 - dx1 * dy0
-    q0, q1, q2 = e0 / z0, e1 / z1, e2 / z2  # ∝ λ_i / z_i (the common 1/(2A) cancels)
-    inv = 1.0 / (q0 + q1 + q2)
-    bary_vis = torch.stack([q0 * inv, q1 * inv, q2 * inv], 0)  # (3, N)
-    depth_vis = (e0 + e1 + e2) * inv  # 2A / Σ(e_i / z_i) = 1 / Σ(λ_i / z_i)
+    bary_vis, depth_vis = barycentric(screen.reshape(B * V, 3), vk, px, py)  # (3, N), (N,)
     return Fragments(tri_idx=tri_idx, mask=tri_idx >= 0, pix=pix, vert_idx=vk.t(), bary_vis=bary_vis.t(),
                      depth_vis=depth_vis)
 
@@ -281,8 +273,6 @@ def interpolate(attr: torch.Tensor, fragments: Fragments, faces: torch.Tensor | 
     Ba, V, C = attr.shape
     if Ba != B:
         raise ValueError(f"attr batch {Ba} does not match fragments batch {B}")
-    vk, bk = fragments.vert_idx, fragments.bary_vis.to(attr.dtype)
-    G = attr.reshape(B * V, C).index_select(0, vk.t().reshape(-1)).view(3, -1, C)  # (3, N, C)
-    vis = G[0] * bk[:, 0, None] + G[1] * bk[:, 1, None] + G[2] * bk[:, 2, None]
+    vis = interpolate_vis(attr.reshape(B * V, C), fragments.vert_idx.t(), fragments.bary_vis.t().to(attr.dtype))
     out = attr.new_full((B * H * W, C), background)
     return out.index_put((fragments.pix,), vis).view(B, H, W, C)
