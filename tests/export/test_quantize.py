@@ -65,3 +65,37 @@ def test_int8_tolerance_gate(tmp_path, default_model, shared_data):
         export_encoder(enc, meta, ExportOptions(onnx=out, int8=True, calib_count=8, parity_count=4, threads=2,
                                                 int8_tol_px=1e-4, latency_repeat=2), model=default_model)
     assert out.is_file() and not (tmp_path / "edge.int8.onnx").exists()
+
+
+def test_calibration_methods_differ(tmp_path, shared_data):
+    """Entropy and Percentile calibration give other activation ranges than MinMax (ONNX
+    Runtime's quantize_static alone would give MinMax ranges for 'entropy'). A small conv net
+    keeps ONNX Runtime's pure-Python histogram searches short."""
+    import numpy as np
+    import torch
+
+    from export.calib import load_crops
+    from export.onnx_export import calibrate_batchnorm, export_onnx
+    from export.quantize import quantize_int8
+    from recon_cli.coeffs import CoeffLayout
+
+    layout = CoeffLayout(4, 3, 2)
+    torch.manual_seed(0)
+    conv = lambda i, o: [torch.nn.Conv2d(i, o, 3, 2, 1), torch.nn.BatchNorm2d(o), torch.nn.ReLU()]  # noqa: E731
+    net = torch.nn.Sequential(*conv(3, 8), *conv(8, 16), *conv(16, 16), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(16, layout.total))
+    crops = load_crops(None, n=8)
+    calibrate_batchnorm(net, crops)
+    meta = {"arch": "small", "layout": layout.to_dict(), "size": 224, "model_name": None, "model_hash": None}
+    fp32 = export_onnx(net, meta, tmp_path / "m.onnx")
+    scales = {}
+    for method in ("minmax", "entropy", "percentile"):
+        q = quantize_int8(fp32, tmp_path / f"m.{method}.onnx", crops, method=method)
+        assert read_metadata(q)["calibration"]["method"] == method
+        scales[method] = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(q)).graph.initializer if i.name.endswith("_scale")}
+        out = load_backend(q, threads=2)(crops[:2])
+        assert out.shape == (2, layout.total) and np.isfinite(out).all()
+    for method in ("entropy", "percentile"):
+        common = [k for k in scales["minmax"] if k in scales[method] and scales[method][k].size == 1]
+        changed = sum(not np.allclose(scales[method][k], scales["minmax"][k]) for k in common)
+        assert len(common) >= 3 and changed >= len(common) // 2, (method, changed, len(common))
