@@ -110,7 +110,7 @@ class TensorRTBackend:
         if cap < nbytes:
             if ptr:
                 _check(self.cudart.cudaFree(ptr))
-            ptr = _check(self.cudart.cudaMalloc(nbytes))
+            ptr = int(_check(self.cudart.cudaMalloc(nbytes)))
             self._buffers[name] = (ptr, nbytes)
         return ptr
 

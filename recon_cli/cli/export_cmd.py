@@ -108,6 +108,9 @@ def register(app: typer.Typer) -> None:
                                     on_result=lambda m: progress.console.print(f"  {m}", highlight=False))
             progress.advance(task)
         report["options"] = options_dict(opts)
+        if mm is not None and not report["landmark_check"]:
+            console.print(f"[yellow]note:[/] the morphable model {mm.name!r} does not fit the encoder head "
+                          f"(trained for {meta.get('model_name')}): parity was checked on coefficients only; pass --model")
         for prec, path in report["files"].items():
             lat = report["latency_ms"].get(f"onnx-{prec}") or report["latency_ms"].get(f"tensorrt-{opts.trt_precision}")
             extra = f"  (batch 1: {lat['median_ms']:.2f} ms median)" if lat else ""
