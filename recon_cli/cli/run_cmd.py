@@ -228,6 +228,8 @@ def _print_summary(s: dict, json_out) -> None:
     if src.get("unreadable"):
         console.print(f"[yellow]skipped {len(src['unreadable'])} unreadable image(s):[/] "
                       + ", ".join(e["name"] for e in src["unreadable"][:5]))
+    for w in (s.get("view") or {}).get("warnings", []):
+        console.print(f"[yellow]warning:[/] {w}")
     ms = s["ms_per_frame"]
     console.print("ms/frame: " + "  ".join(f"{k} {v['mean']:.1f}" for k, v in ms.items()))
     console.print(f"weights: {s['weights']}  backend: {s['backend']}")

@@ -121,6 +121,10 @@ def _infer(frames: Pipe, reconstructor, landmarker, opts: RunOptions, timer: Sta
     return produce
 
 
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else repr(e)
+
+
 def run_pipeline(source, reconstructor, landmarker, opts: RunOptions, *, encoder_info: dict[str, Any] | None = None,
                  on_frame: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the pipeline over ``source`` (:class:`recon_cli.pipeline.sources.FrameSource`).
@@ -147,6 +151,7 @@ def run_pipeline(source, reconstructor, landmarker, opts: RunOptions, *, encoder
                          triangles=model.triangles)
     render = opts.render or opts.view or opts.save_video is not None
     window = viewer = None
+    view_warnings: list[str] = []
     frames = frames_with_faces = faces_total = 0
     stopped = "end of input"
     decode = infer = None
@@ -206,12 +211,18 @@ def run_pipeline(source, reconstructor, landmarker, opts: RunOptions, *, encoder
     main_thread = threading.current_thread() is threading.main_thread()
     prev_handler = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     try:
-        if opts.view:
+        if opts.view:  # a window that cannot open is a warning, not a failed run
             from recon_cli.viewer.cv_window import FrameWindow
             from recon_cli.viewer.open3d_viewer import MeshViewer
 
-            window = FrameWindow()
-            viewer = MeshViewer(model.triangles, visible=True, max_meshes=opts.max_faces)
+            try:
+                window = FrameWindow()
+            except Exception as e:
+                view_warnings.append(f"overlay window unavailable: {_first_line(e)}")
+            try:
+                viewer = MeshViewer(model.triangles, visible=True, max_meshes=opts.max_faces)
+            except Exception as e:
+                view_warnings.append(f"3-D viewer unavailable: {_first_line(e)}")
         decode = Pipe(_decode(source, timer), depth=2, name="recon-decode")
         infer = Pipe(_infer(decode, reconstructor, landmarker, opts, timer), depth=2, name="recon-infer")
         try:
@@ -271,5 +282,6 @@ def run_pipeline(source, reconstructor, landmarker, opts: RunOptions, *, encoder
         "backend": (encoder_info or {}).get("backend"), "encoder": encoder_info,
         "model": {"name": model.name, "hash": model.content_hash(), "vertices": model.n_verts},
         "smoothing": opts.smoothing.enabled, "max_faces": opts.max_faces, "outputs": written,
+        "view": {"overlay_window": window is not None, "mesh_window": viewer is not None, "warnings": view_warnings},
     }
     return summary

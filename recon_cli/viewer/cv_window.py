@@ -12,6 +12,12 @@ class FrameWindow:
     def __init__(self, title: str = "recon — overlay"):
         import cv2
 
+        from recon_cli.errors import ReconError
+        from recon_cli.viewer.open3d_viewer import display_available
+
+        if not display_available():  # OpenCV's Qt backend aborts the process without a display
+            raise ReconError("no display for the overlay window", hint="run with --no-view on headless machines")
+
         self.cv2, self.title = cv2, title
         cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         self.closed = False
