@@ -248,7 +248,8 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
     base = img * V
     # (3, N) vertex ids: row k = vertex k of each pixel's triangle (contiguous per k).
     vk = faces.t().contiguous().index_select(1, tri) + base
-    bary_vis, depth_vis = barycentric(screen.reshape(B * V, 3), vk, px, py)  # (3, N), (N,)
+    planes = screen.reshape(B * V, 3).t().contiguous()  # (3, B·V): u, v, z_c planes
+    bary_vis, depth_vis = barycentric(planes, vk, px, py)  # (3, N), (N,)
     return Fragments(tri_idx=tri_idx, mask=tri_idx >= 0, pix=pix, vert_idx=vk.t(), bary_vis=bary_vis.t(),
                      depth_vis=depth_vis)
 
@@ -264,8 +265,9 @@ def interpolate(attr: torch.Tensor, fragments: Fragments, faces: torch.Tensor | 
             pytorch3d's ``interpolate_face_attributes``.
         background: value for pixels no triangle covers.
     Returns:
-        ``(B, H, W, C)`` in ``attr``'s dtype; differentiable w.r.t. ``attr`` and the fragments'
-        barycentrics.
+        ``(B, H, W, C)`` in ``attr``'s dtype (a view of a channel-first ``(C, B, H, W)`` buffer:
+        ``.permute(0, 3, 1, 2)`` gives ``(B, C, H, W)`` without a copy); differentiable w.r.t.
+        ``attr`` and the fragments' barycentrics.
     """
     B, H, W = fragments.shape
     if attr.shape[0] == 1 and B > 1:
@@ -273,6 +275,7 @@ def interpolate(attr: torch.Tensor, fragments: Fragments, faces: torch.Tensor | 
     Ba, V, C = attr.shape
     if Ba != B:
         raise ValueError(f"attr batch {Ba} does not match fragments batch {B}")
-    vis = interpolate_vis(attr.reshape(B * V, C), fragments.vert_idx.t(), fragments.bary_vis.t().to(attr.dtype))
-    out = attr.new_full((B * H * W, C), background)
-    return out.index_put((fragments.pix,), vis).view(B, H, W, C)
+    planes = attr.reshape(B * V, C).t().contiguous()  # (C, B·V)
+    vis = interpolate_vis(planes, fragments.vert_idx.t(), fragments.bary_vis.t().to(attr.dtype))  # (C, N)
+    out = attr.new_full((C, B * H * W), background).index_copy(1, fragments.pix, vis)
+    return out.view(C, B, H, W).permute(1, 2, 3, 0)
