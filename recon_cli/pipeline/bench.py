@@ -5,7 +5,11 @@ no files) and the overlay rendered in memory (``render=True``, the cost a user p
 result; ``--no-render`` leaves it out), after ``warmup`` frames that are not counted (the first
 MediaPipe detection and the first encoder call are slower). Frames are resized to ``size``
 (default 640×480, the target resolution) before the pipeline sees them. One row per
-configuration: FPS, ms per frame (mean, p90) and the mean ms of each stage.
+configuration: FPS, ms per frame (mean, p90), the mean wall-clock ms of each stage (measured in
+the stage's own thread while the stages overlap), the process CPU ms per frame of the pipelined
+run, and (:func:`cpu_profile`) the process CPU ms of each stage with the stages run one after
+another — the numbers to compare across machines and loads, since wall-clock times on a shared
+machine mostly measure the other programs.
 """
 
 from __future__ import annotations
@@ -82,3 +86,59 @@ def bench_run(video: str | Path, reconstructor, landmarker_factory, *, encoder_i
             row[f"{s}_ms"] = ms[s]["mean"]
     row["wall_s"] = round(time.perf_counter() - t0, 2)
     return {"row": row, "summary": summary}
+
+
+def cpu_profile(video: str | Path, reconstructor, landmarker, *, max_frames: int | None = 75,
+                size: tuple[int, int] | None = (640, 480)) -> dict[str, float]:
+    """Process CPU milliseconds per frame of each stage, run one after another in this thread.
+
+    ``time.process_time`` counts every thread of the process (MediaPipe's and ONNX Runtime's
+    included); with the stages run sequentially each interval belongs to one stage, so the numbers
+    attribute CPU work to stages and hardly change with other load on the machine. Their sum is the
+    CPU a frame needs: on C free cores the pipeline cannot exceed ``1000·C / sum`` FPS, and with
+    the three pipeline threads it approaches that when no stage dominates.
+    """
+    import numpy as np
+
+    from recon_cli.pipeline.overlay import draw_landmarks, draw_mesh
+    from recon_cli.pipeline.smoothing import FaceSmoother
+
+    model = reconstructor.model
+    smoother = FaceSmoother(reconstructor.layout, SmoothingConfig(), crop_size=reconstructor.size)
+    cpu: dict[str, float] = {}
+    n = 0
+    with open_source(video) as src:
+        it = iter(src)
+        while max_frames is None or n < max_frames:
+            c0 = time.process_time()
+            frame = next(it, None)
+            if frame is None:
+                break
+            img = frame.image if size is None else cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
+            c1 = time.process_time()
+            faces = landmarker.detect(img)[:1]
+            c2 = time.process_time()
+            stamps = {"decode": c1 - c0, "landmarks": c2 - c1}
+            canvas = img.copy()
+            if faces:
+                aligned = reconstructor.align(img, faces)
+                c3 = time.process_time()
+                coeffs = reconstructor.encode(np.stack([a.crop for a in aligned]))
+                c4 = time.process_time()
+                coeffs, Ms = smoother([0], coeffs, np.stack([a.M for a in aligned]), frame.t)
+                recs = reconstructor.build(coeffs, Ms)
+                c5 = time.process_time()
+                for r in recs:
+                    draw_mesh(canvas, r.verts_img, model.triangles)
+                    draw_landmarks(canvas, r.lm68)
+                stamps.update(align=c3 - c2, encoder=c4 - c3, mesh=c5 - c4)
+                c2 = c5
+            cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)
+            stamps["render"] = time.process_time() - c2
+            for k, v in stamps.items():
+                cpu[k] = cpu.get(k, 0.0) + v
+            n += 1
+    out = {f"{k}_cpu_ms": round(v / max(n, 1) * 1e3, 2) for k, v in cpu.items()}
+    out["total_cpu_ms"] = round(sum(cpu.values()) / max(n, 1) * 1e3, 2)
+    out["cpu_profile_frames"] = n
+    return out

@@ -209,6 +209,10 @@ def test_bench_run_reports_fps_and_stages(untrained_onnx, tmp_path):
     for stage in ("landmarks", "encoder", "mesh", "render"):
         assert row[f"{stage}_ms"] > 0
     assert row["threads"] == 2 and b["env"]["threads"] == [2] and row["cpu_ms_per_frame"] > 0
+    # the sequential CPU profile attributes the process CPU to stages
+    parts = [row[f"{s}_cpu_ms"] for s in ("decode", "landmarks", "align", "encoder", "mesh", "render")]
+    assert all(p >= 0 for p in parts) and row["encoder_cpu_ms"] > 0 and row["landmarks_cpu_ms"] > 0
+    assert abs(sum(parts) - row["total_cpu_ms"]) < 0.1 and row["cpu_profile_frames"] == 8
 
 
 def test_sigint_subprocess_closes_outputs_and_writes_summary(shared_data, tmp_path):
