@@ -312,11 +312,14 @@ class Trainer:
                 b = batch["image"].shape[0]
                 for k, v in losses.items():
                     terms[k] = terms.get(k, 0.0) + float(v) * b
+                for g, v in self.layout.split(coeffs).items():  # coefficient magnitudes (divergence check)
+                    terms[f"coef_rms/{g}"] = terms.get(f"coef_rms/{g}", 0.0) + float(v.pow(2).mean()) * b
                 n += b
             self.encoder.train()
             if n:
                 result = {"lm_px": float(torch.cat(px).mean()), "nme": float(torch.cat(nme).mean()), "n": n,
-                          **{f"loss/{k}": v / n for k, v in terms.items()}}
+                          **{(k if k.startswith("coef_rms/") else f"loss/{k}"):
+                             (math.sqrt(v / n) if k.startswith("coef_rms/") else v / n) for k, v in terms.items()}}
                 self.best_val = min(self.best_val, result["nme"])
                 self.runlog.write({"kind": "val", "step": self.step, **result})
                 log.info("step %d: val lm %.2f px (224), NME %.4f", self.step, result["lm_px"], result["nme"])

@@ -151,3 +151,33 @@ def test_resume_rejects_a_different_architecture(tiny, tmp_path):
                          "run.resume=true", "model.arch=resnet18"))
     with pytest.raises(InputError, match="does not exist"):
         Trainer(make_cfg(tiny, tmp_path, "never", "run.resume=true"))
+
+
+def test_precision_choice():
+    from train.distributed import resolve_amp, resolve_device
+
+    cpu = torch.device("cpu")
+    assert resolve_amp("auto", cpu) is None and resolve_amp("off", cpu) is None
+    assert resolve_amp("bf16", cpu) == torch.bfloat16
+    with pytest.raises(InputError, match="CUDA"):
+        resolve_amp("fp16", cpu)
+    assert resolve_device("cpu") == cpu
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (AMP autocast + GradScaler path)")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_cuda_amp_run(tiny, tmp_path, amp):
+    if amp == "bf16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("GPU without bfloat16")
+    cfg = make_cfg(tiny, tmp_path, f"cuda_{amp}", "run.device=cuda", f"run.amp={amp}", "run.deterministic=false",
+                   "data.val_fraction=0.25", "optim.batch_size=6", "optim.max_steps=4")
+    t = Trainer(cfg)
+    assert t.amp_dtype == (torch.bfloat16 if amp == "bf16" else torch.float16)
+    assert t.scaler.is_enabled() == (amp == "fp16")
+    s = t.fit()
+    assert s["step"] == 4 and s["nonfinite_batches"] == 0
+    st = torch.load(tmp_path / f"cuda_{amp}" / "checkpoints" / "last.pt", weights_only=True)["extra"]["train_state"]
+    assert (st["scaler"] is not None) == (amp == "fp16")
