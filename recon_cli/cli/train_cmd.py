@@ -47,7 +47,7 @@ def build_config(data: Optional[Path], config: Optional[Path], sets: list[str], 
     if resume:
         opts["run.resume"] = True
         if config is None:  # the run's own resolved config is the base of a resume
-            probe = load_config(None, [*sets, *[f"{k}={v}" for k, v in opts.items() if k.startswith("run.")]])
+            probe = apply_overrides(load_config(None, [*sets]), {k: v for k, v in opts.items() if k.startswith("run.")})
             saved = probe.run_dir / "config.yaml"
             if not saved.is_file():
                 raise InputError(f"cannot resume: {saved} not found",
