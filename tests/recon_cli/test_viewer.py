@@ -114,3 +114,16 @@ def test_vertex_normals_of_a_sphere_point_outwards():
     n = vertex_normals(v, t)
     np.testing.assert_allclose(np.linalg.norm(n, axis=1), 1.0, atol=1e-5)
     assert np.min(np.sum(n * v, 1)) > 0.98  # radial, outward
+
+
+def test_overlay_clips_faces_leaving_the_frame(model):
+    cam = CameraConfig(size=480, focal=3500.0, cx=20.0, cy=240.0, distance=1.0)  # huge, centred on the left edge
+    uv, zc = project(model.mean_shape[None].astype(np.float64), cam)
+    verts_img = np.concatenate([uv[0], (zc.mean() - zc[0])[:, None] * cam.focal / zc.mean()], 1)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    draw_mesh(frame, verts_img, model.triangles, config=OverlayConfig(alpha=1.0))
+    drawn = frame.max(-1) > 0
+    assert drawn[:, :10].mean() > 0.5 and not drawn[:, 400:].any()
+    off = np.zeros_like(frame)
+    draw_mesh(off, verts_img + [2000.0, 0.0, 0.0], model.triangles)  # entirely outside: nothing, no error
+    assert not off.any()
