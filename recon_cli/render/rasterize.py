@@ -101,48 +101,55 @@ def _size(image_size) -> tuple[int, int]:
 @torch.no_grad()
 def rasterize_hard(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: float = 1e-2,
                    cull_backfaces: bool = False, eps: float = 1e-10, chunk: int = 1 << 22,
-                   group: int = 1 << 17) -> torch.Tensor:
+                   group: int = 1 << 17, planes: torch.Tensor | None = None) -> torch.Tensor:
     """Z-buffer visibility only: ``screen (B, V, 3)`` (u px, v px, z_c m), ``faces (F, 3)`` int →
     ``tri_idx (B, H, W) int64`` (−1 background). See the module docstring for the rules.
 
     ``eps``: triangles with ``|2·area| <= eps`` px² are degenerate and dropped. ``chunk``: the
     most pixel candidates evaluated at once for large triangles (bounds memory). ``group``:
-    about how many triangles are processed together (images are grouped so that temporaries stay
-    cache-sized and are recycled by the allocator instead of page-faulting; performance only)."""
+    about how many triangles are processed together on CPU (images are grouped so that
+    temporaries stay cache-sized and are recycled by the allocator instead of page-faulting;
+    performance only). ``planes``: optional ``(3, B·V)`` contiguous copy of ``screen`` (u, v, z
+    rows) when the caller already has it."""
     H, W = _size(image_size)
     B, V, _ = screen.shape
     F = faces.shape[0]
     dev = screen.device
     if F >= 2**31:
         raise ValueError("at most 2^31 - 1 triangles")
+    out = torch.full((B, H, W), -1, dtype=torch.int64, device=dev)
     if F == 0 or B == 0:
-        return torch.full((B, H, W), -1, dtype=torch.int64, device=dev)
-    s = screen.detach().reshape(B * V, 3)
+        return out
+    if planes is None:
+        planes = screen.detach().reshape(B * V, 3).t().contiguous()
+    planes = planes.detach()
+    f = faces.to(device=dev, dtype=torch.int64).t().contiguous()  # (3, F)
+    per = B if dev.type == "cuda" else max(1, group // F)
+    for b0 in range(0, B, per):
+        nb = min(per, B - b0)
+        _hard_group(planes[:, b0 * V:(b0 + nb) * V], f, nb, V, H, W, out[b0:b0 + nb].view(-1), near, eps,
+                    cull_backfaces, chunk)
+    return out
+
+
+def _hard_group(planes, f, nb, V, H, W, out, near, eps, cull, chunk) -> None:
+    """Hard pass for ``nb`` images: vertex planes ``(3, nb·V)``, faces ``(3, F)``; writes
+    triangle ids (−1 background) into ``out (nb·H·W,)``."""
+    F = f.shape[1]
+    dev = planes.device
+    x, y, z = planes
     # Per-vertex planes, pixel-centre offset folded in: u = x - 0.5 so that pixel column j has
     # its centre at u = j. Vertices behind the near plane or non-finite become NaN, which makes
     # every comparison of their triangles false (dropped without extra gathers).
-    x, y, z = s.t().contiguous()
     good = (z > near) & (x.abs() < 1e7) & (y.abs() < 1e7)
     u = torch.where(good, x - 0.5, float("nan"))
     v = y - 0.5
     iz = 1.0 / z
-    f = faces.to(device=dev, dtype=torch.int64)
-    zbuf = torch.full((B * H * W,), _SENTINEL, dtype=torch.int64, device=dev)
-    per = B if dev.type == "cuda" else max(1, group // F)
-    for b0 in range(0, B, per):
-        nb = min(per, B - b0)
-        _hard_group(u[b0 * V:(b0 + nb) * V], v[b0 * V:(b0 + nb) * V], iz[b0 * V:(b0 + nb) * V], f, nb, V, H, W,
-                    zbuf[b0 * H * W:(b0 + nb) * H * W], eps, cull_backfaces, chunk)
-    hit = zbuf != _SENTINEL
-    return torch.where(hit, zbuf & 0xFFFFFFFF, -1).view(B, H, W)
-
-
-def _hard_group(u, v, iz, f, nb, V, H, W, zbuf, eps, cull, chunk) -> None:
-    """Hard pass for ``nb`` images (vertex planes ``(nb·V,)``) into their z-buffer slice."""
-    F = f.shape[0]
-    dev = u.device
-    boff = torch.arange(nb, device=dev, dtype=torch.int64)[:, None] * V
-    gv = [(boff + f[None, :, i]).reshape(-1) for i in range(3)]  # (nb·F,) flat vertex ids
+    if nb == 1:
+        gv = list(f)
+    else:
+        boff = torch.arange(nb, device=dev, dtype=torch.int64)[:, None] * V
+        gv = [(boff + f[i]).reshape(-1) for i in range(3)]  # (nb·F,) flat vertex ids
     u0, u1, u2 = (u.index_select(0, g) for g in gv)
     v0, v1, v2 = (v.index_select(0, g) for g in gv)
     # Pixel-centre index range of each bounding box, clipped to the image.
@@ -152,8 +159,10 @@ def _hard_group(u, v, iz, f, nb, V, H, W, zbuf, eps, cull, chunk) -> None:
     r_hi = torch.maximum(torch.maximum(v0, v1), v2).floor_().clamp_(max=H - 1)
     ok = (c_hi >= c_lo) & (r_hi >= r_lo)
     single = ok & (c_hi == c_lo) & (r_hi == r_lo)
+    zbuf = torch.full((nb * H * W,), _SENTINEL, dtype=torch.int64, device=dev)
+    tri_of = _TriSplit(F, nb)
 
-    def planes(ids):
+    def gather(ids):
         g = [gv[i].index_select(0, ids) for i in range(3)]
         return ([u.index_select(0, x) for x in g], [v.index_select(0, x) for x in g],
                 [iz.index_select(0, x) for x in g])
@@ -161,8 +170,8 @@ def _hard_group(u, v, iz, f, nb, V, H, W, zbuf, eps, cull, chunk) -> None:
     # 1) triangles whose box holds exactly one pixel centre (most of a dense mesh).
     sel = single.nonzero().squeeze(1)
     if sel.numel():
-        U, Vv, IZ = planes(sel)
-        _splat(zbuf, U, Vv, IZ, c_lo.index_select(0, sel), r_lo.index_select(0, sel), sel, F, H, W, eps, cull)
+        U, Vv, IZ = gather(sel)
+        _splat(zbuf, U, Vv, IZ, c_lo.index_select(0, sel), r_lo.index_select(0, sel), sel, tri_of, H, W, eps, cull)
     # 2) the rest: expand each box into its pixel centres (in bounded chunks).
     big = (ok & ~single).nonzero().squeeze(1)
     if big.numel():
@@ -176,10 +185,26 @@ def _hard_group(u, v, iz, f, nb, V, H, W, zbuf, eps, cull, chunk) -> None:
             k = torch.arange(rep.numel(), device=dev) - (torch.cumsum(c, 0) - c)[rep]
             nxr = nx[lo:hi][rep]
             ids = big[lo:hi][rep]
-            U, Vv, IZ = planes(ids)
+            U, Vv, IZ = gather(ids)
             dy = torch.div(k, nxr, rounding_mode="floor")
             _splat(zbuf, U, Vv, IZ, cl[lo:hi][rep] + (k - dy * nxr).to(u.dtype), rl[lo:hi][rep] + dy.to(u.dtype),
-                   ids, F, H, W, eps, cull)
+                   ids, tri_of, H, W, eps, cull)
+    miss = zbuf == _SENTINEL
+    torch.bitwise_and(zbuf, 0xFFFFFFFF, out=out)
+    out.masked_fill_(miss, -1)
+
+
+class _TriSplit:
+    """Flat ``image·F + face`` ids of a group → (image, face); free for single-image groups."""
+
+    def __init__(self, F: int, nb: int):
+        self.F, self.nb = F, nb
+
+    def __call__(self, ids):
+        if self.nb == 1:
+            return None, ids
+        img = torch.div(ids, self.F, rounding_mode="floor")
+        return img, ids - img * self.F
 
 
 def _chunk_bounds(ends: torch.Tensor, chunk: int) -> list[tuple[int, int]]:
@@ -194,7 +219,7 @@ def _chunk_bounds(ends: torch.Tensor, chunk: int) -> list[tuple[int, int]]:
     return out
 
 
-def _splat(zbuf, U, Vv, IZ, c, r, ids, F, H, W, eps, cull) -> None:
+def _splat(zbuf, U, Vv, IZ, c, r, ids, tri_of, H, W, eps, cull) -> None:
     """Test pixel centre ``(c, r)`` (column/row indices, as floats) against candidate triangles
     (vertex planes ``U = x − 0.5``, ``Vv = y − 0.5``, ``IZ = 1/z_c``; flat image·face ids ``ids``)
     and scatter the packed (depth, triangle) key of the covered ones into ``zbuf`` with amin."""
@@ -212,10 +237,11 @@ def _splat(zbuf, U, Vv, IZ, c, r, ids, F, H, W, eps, cull) -> None:
         inside = ((lo >= 0) | (hi <= 0)) & (area.abs() > eps)
     z = area / (e0 * IZ[0] + e1 * IZ[1] + e2 * IZ[2])  # perspective-correct depth at the centre
     inside &= z > 0
-    img = torch.div(ids, F, rounding_mode="floor")
-    key = (z.float().view(torch.int32).to(torch.int64) << 32) | (ids - img * F)
+    img, tri = tri_of(ids)
+    key = (z.float().view(torch.int32).to(torch.int64) << 32) | tri
     key = torch.where(inside, key, _SENTINEL)
-    pix = img * (H * W) + (r * W + c).long()
+    pix = r * W + c
+    pix = pix.long() if img is None else pix.long() + img * (H * W)
     zbuf.scatter_reduce_(0, pix, key, "amin")
 
 
@@ -236,7 +262,8 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
     H, W = _size(image_size)
     B, V, _ = screen.shape
     faces = faces.to(device=screen.device, dtype=torch.int64)
-    tri_idx = rasterize_hard(screen, faces, (H, W), near=near, cull_backfaces=cull_backfaces)
+    planes = screen.reshape(B * V, 3).t().contiguous()  # (3, B·V): u, v, z_c planes
+    tri_idx = rasterize_hard(screen, faces, (H, W), near=near, cull_backfaces=cull_backfaces, planes=planes)
     flat = tri_idx.view(-1)
     pix = (flat >= 0).nonzero().squeeze(1)
     tri = flat.index_select(0, pix)
@@ -248,7 +275,6 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
     base = img * V
     # (3, N) vertex ids: row k = vertex k of each pixel's triangle (contiguous per k).
     vk = faces.t().contiguous().index_select(1, tri) + base
-    planes = screen.reshape(B * V, 3).t().contiguous()  # (3, B·V): u, v, z_c planes
     bary_vis, depth_vis = barycentric(planes, vk, px, py)  # (3, N), (N,)
     return Fragments(tri_idx=tri_idx, mask=tri_idx >= 0, pix=pix, vert_idx=vk.t(), bary_vis=bary_vis.t(),
                      depth_vis=depth_vis)
