@@ -91,6 +91,12 @@ def signed_area(p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor) -> torch.T
     return (p1[..., 0] - p0[..., 0]) * (p2[..., 1] - p0[..., 1]) - (p2[..., 0] - p0[..., 0]) * (p1[..., 1] - p0[..., 1])
 
 
+def _planes(x: torch.Tensor) -> torch.Tensor:
+    """``(B, V, C)`` → contiguous ``(C, B·V)`` (a 3-D permute copies ~4× faster than ``.t()``)."""
+    B, V, C = x.shape
+    return x.permute(2, 0, 1).contiguous().view(C, B * V)
+
+
 def _size(image_size) -> tuple[int, int]:
     if isinstance(image_size, int):
         return image_size, image_size
@@ -121,7 +127,7 @@ def rasterize_hard(screen: torch.Tensor, faces: torch.Tensor, image_size, *, nea
     if F == 0 or B == 0:
         return out
     if planes is None:
-        planes = screen.detach().reshape(B * V, 3).t().contiguous()
+        planes = _planes(screen.detach())
     planes = planes.detach()
     f = faces.to(device=dev, dtype=torch.int64).t().contiguous()  # (3, F)
     per = B if dev.type == "cuda" else max(1, group // F)
@@ -262,7 +268,7 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
     H, W = _size(image_size)
     B, V, _ = screen.shape
     faces = faces.to(device=screen.device, dtype=torch.int64)
-    planes = screen.reshape(B * V, 3).t().contiguous()  # (3, B·V): u, v, z_c planes
+    planes = _planes(screen)  # (3, B·V): u, v, z_c planes
     tri_idx = rasterize_hard(screen, faces, (H, W), near=near, cull_backfaces=cull_backfaces, planes=planes)
     flat = tri_idx.view(-1)
     pix = (flat >= 0).nonzero().squeeze(1)
@@ -301,7 +307,7 @@ def interpolate(attr: torch.Tensor, fragments: Fragments, faces: torch.Tensor | 
     Ba, V, C = attr.shape
     if Ba != B:
         raise ValueError(f"attr batch {Ba} does not match fragments batch {B}")
-    planes = attr.reshape(B * V, C).t().contiguous()  # (C, B·V)
+    planes = _planes(attr)  # (C, B·V)
     vis = interpolate_vis(planes, fragments.vert_idx.t(), fragments.bary_vis.t().to(attr.dtype))  # (C, N)
     out = attr.new_full((C, B * H * W), background).index_copy(1, fragments.pix, vis)
     return out.view(C, B, H, W).permute(1, 2, 3, 0)
