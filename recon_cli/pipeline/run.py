@@ -88,12 +88,14 @@ def _infer(frames: Pipe, reconstructor, landmarker, opts: RunOptions, timer: Sta
 
     def produce(stop):
         n = 0
-        t_prev = time.perf_counter()
-        for frame in frames:
-            if stop.is_set() or (opts.max_frames is not None and n >= opts.max_frames):
+        it = iter(frames)
+        while not stop.is_set() and (opts.max_frames is None or n < opts.max_frames):
+            t0 = time.perf_counter()
+            frame = next(it, None)  # waiting for the decoder (not for the consumer: that is the queue's)
+            if frame is None:
                 break
             t1 = time.perf_counter()
-            timer.add("wait", (t1 - t_prev) * 1e3)
+            timer.add("wait", (t1 - t0) * 1e3)
             faces = landmarker.detect(frame.image)[: opts.max_faces]
             t2 = time.perf_counter()
             timer.add("landmarks", (t2 - t1) * 1e3)
@@ -115,7 +117,6 @@ def _infer(frames: Pipe, reconstructor, landmarker, opts: RunOptions, timer: Sta
                 tracker.assign([])
                 smoother.forget(tracker.dropped)
             n += 1
-            t_prev = time.perf_counter()
             yield frame, recs
         frames.stop()  # max_frames / stop: no more decoding
     return produce
