@@ -225,10 +225,10 @@ def register(app: typer.Typer) -> None:
                 except InputError as e:
                     console.print(f"[yellow]skipping the default model:[/] {e.message}")
                     continue
-                models[f"default ({mm.name})"] = mm
+                models[mm.name] = mm
             elif m == "dense":
                 mm = synthetic_model(dense_faces)
-                models[f"dense ({mm.n_faces // 1000}k)"] = mm
+                models[f"dense-{mm.n_faces // 1000}k"] = mm
             else:
                 mm = load_model(Path(m))
                 models[mm.name] = mm
@@ -250,5 +250,7 @@ def register(app: typer.Typer) -> None:
             rows = run_bench(models, batches, devices, repeat=repeat, stages=st, progress=step)
         env = env_info(",".join(devices))
         env["load_avg_1min"] = round(__import__("os").getloadavg()[0], 2)
-        print_table("recon bench render (ms per image)", rows, env)
+        shown = ("mesh", "tris", "cover", "stage", "dev", "B", "fwd_ms", "fwd_bwd_ms", "fwd_bwd_cpu_ms")
+        print_table(f"recon bench render: ms per image at 224×224, torch threads {threads} (JSON has min/p90/cpu)",
+                    [{k: r[k] for k in shown} for r in rows], env)
         write_json(json_out, {"bench": "render", "rows": rows, "env": env})

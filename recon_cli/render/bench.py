@@ -11,6 +11,7 @@ Two stages are timed:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,10 @@ def run_bench(models: dict[str, Any], batches=(1, 16), devices=("cpu",), repeat:
               stages=("raster", "render"), progress=None) -> list[dict[str, Any]]:
     """Time every (model, stage, batch, device); returns rows for :mod:`recon_cli.benchtable`.
 
+    Row fields: ``fwd_ms``/``fwd_bwd_ms`` median wall ms per image (``_min``/``_p90`` too),
+    ``*_cpu_ms`` median process CPU ms per image (all threads), ``cover`` the fraction of the
+    crop covered by the mesh at zero pose.
+
     ``progress``: optional callable ``(description)`` called before each case."""
     rows = []
     cfg = RenderConfig()
@@ -102,13 +107,29 @@ def run_bench(models: dict[str, Any], batches=(1, 16), devices=("cpu",), repeat:
                     cover = float(interpolate(torch.ones(1, model.n_verts, 1, device=device),
                                               rasterize(_screen0(model, device, cfg.camera), model.torch_arrays(device)["triangles"],
                                                         cfg.camera.size)).mean())
-                    tf = time_fn(fwd, warmup=warmup, repeat=repeat, sync=sync)
-                    tb = time_fn(fwd_bwd, warmup=warmup, repeat=repeat, sync=sync)
-                    rows.append({"mesh": name, "triangles": model.n_faces, "coverage": round(cover, 3), "stage": stage,
-                                 "device": device, "batch": B, "size": cfg.camera.size,
-                                 "fwd_ms_per_img": tf["median_ms"] / B, "fwd_bwd_ms_per_img": tb["median_ms"] / B,
-                                 "fwd_bwd_min_ms_per_img": tb["min_ms"] / B, "fwd_bwd_p90_ms_per_img": tb["p90_ms"] / B})
+                    tf, cf = _timed(fwd, warmup, repeat, sync)
+                    tb, cb = _timed(fwd_bwd, warmup, repeat, sync)
+                    rows.append({"mesh": name, "tris": model.n_faces, "cover": round(cover, 3), "stage": stage,
+                                 "dev": device, "B": B,
+                                 "fwd_ms": tf["median_ms"] / B, "fwd_bwd_ms": tb["median_ms"] / B,
+                                 "fwd_bwd_min_ms": tb["min_ms"] / B, "fwd_bwd_p90_ms": tb["p90_ms"] / B,
+                                 "fwd_cpu_ms": cf / B, "fwd_bwd_cpu_ms": cb / B})
     return rows
+
+
+def _timed(fn, warmup: int, repeat: int, sync):
+    """Wall-clock statistics (``benchtable.time_fn``) plus the median process CPU time (all
+    threads) per run in ms: CPU time ≈ wall × threads when the machine is quiet; much lower
+    CPU than wall × threads means the process waited for the cores (contention)."""
+    cpu: list[float] = []
+
+    def wrapped():
+        c = time.process_time()
+        fn()
+        cpu.append((time.process_time() - c) * 1e3)
+
+    wall = time_fn(wrapped, warmup=warmup, repeat=repeat, sync=sync)
+    return wall, float(np.median(cpu[warmup:]))
 
 
 def _screen0(model, device, cam):

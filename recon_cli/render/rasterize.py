@@ -107,7 +107,7 @@ def _size(image_size) -> tuple[int, int]:
 @torch.no_grad()
 def rasterize_hard(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: float = 1e-2,
                    cull_backfaces: bool = False, eps: float = 1e-10, chunk: int = 1 << 22,
-                   group: int = 1 << 17, planes: torch.Tensor | None = None) -> torch.Tensor:
+                   group: int = 1 << 15, planes: torch.Tensor | None = None) -> torch.Tensor:
     """Z-buffer visibility only: ``screen (B, V, 3)`` (u px, v px, z_c m), ``faces (F, 3)`` int →
     ``tri_idx (B, H, W) int64`` (−1 background). See the module docstring for the rules.
 
@@ -185,16 +185,17 @@ def _hard_group(planes, f, nb, V, H, W, out, near, eps, cull, chunk) -> None:
         nx = (c_hi.index_select(0, big) - cl + 1).long()
         cnt = nx * (r_hi.index_select(0, big) - rl + 1).long()
         ends = torch.cumsum(cnt, 0)
+        # Per big triangle: box origin (column, row), width, first candidate, flat id.
+        params = torch.stack([cl.double(), rl.double(), nx.double(), (ends - cnt).double()])  # exact integers
         for lo, hi in _chunk_bounds(ends.cpu(), chunk):
             c = cnt[lo:hi]
-            rep = torch.repeat_interleave(torch.arange(hi - lo, device=dev), c)
-            k = torch.arange(rep.numel(), device=dev) - (torch.cumsum(c, 0) - c)[rep]
-            nxr = nx[lo:hi][rep]
-            ids = big[lo:hi][rep]
-            U, Vv, IZ = gather(ids)
+            rep = torch.repeat_interleave(torch.arange(lo, hi, device=dev), c)
+            ids = big.index_select(0, rep)
+            col0, row0, nxr, first = params.index_select(1, rep).long()
+            k = torch.arange(int(ends[lo] - cnt[lo]), int(ends[hi - 1]), device=dev) - first
             dy = torch.div(k, nxr, rounding_mode="floor")
-            _splat(zbuf, U, Vv, IZ, cl[lo:hi][rep] + (k - dy * nxr).to(u.dtype), rl[lo:hi][rep] + dy.to(u.dtype),
-                   ids, tri_of, H, W, eps, cull)
+            U, Vv, IZ = gather(ids)
+            _splat(zbuf, U, Vv, IZ, (col0 + k - dy * nxr).to(u.dtype), (row0 + dy).to(u.dtype), ids, tri_of, H, W, eps, cull)
     miss = zbuf == _SENTINEL
     torch.bitwise_and(zbuf, 0xFFFFFFFF, out=out)
     out.masked_fill_(miss, -1)
