@@ -11,7 +11,7 @@ fp16 engine; then every backend runs batches of random crops:
 * TensorRT (fp16 engine) where present.
 
 Each row: latency median and p90 per batch (ms), per-image latency, throughput (images/s) and,
-for reduced-precision rows, the max/mean landmark displacement against the fp32 PyTorch encoder
+for the exported rows, the max/mean 68-landmark displacement against the fp32 PyTorch encoder
 on real crops (pixels in the 224 crop). Wall-clock timing on a shared machine is noisy: the
 environment (threads, CPU, versions) is recorded with the rows.
 """
@@ -40,13 +40,15 @@ def _cpu_name() -> str:
 
 def _row(arch: str, backend: str, precision: str, batch: int, threads: int | None, t: dict[str, float],
          parity: dict[str, Any] | None = None, device: str = "cpu") -> dict[str, Any]:
-    row = {"arch": arch, "backend": backend, "precision": precision, "device": device, "batch": batch, "threads": threads,
+    """One table/JSON row. Threads are in the environment line; ``device`` appears only for
+    non-CPU backends (CUDA), so the table fits a terminal."""
+    row = {"arch": arch, "backend": backend, "precision": precision, "batch": batch,
            "median_ms": t["median_ms"], "p90_ms": t["p90_ms"], "per_image_ms": t["median_ms"] / batch,
-           "images_per_s": 1e3 * batch / t["median_ms"]}
-    if parity is not None:
-        row["max_landmark_px"] = parity.get("max_landmark_px")
-        row["mean_landmark_px"] = parity.get("mean_landmark_px")
-        row["max_abs_coeff"] = parity.get("max_abs_coeff")
+           "images_per_s": 1e3 * batch / t["median_ms"],
+           "max_landmark_px": None if parity is None else parity.get("max_landmark_px"),
+           "mean_landmark_px": None if parity is None else parity.get("mean_landmark_px")}
+    if device != "cpu":
+        row["device"] = device
     return row
 
 

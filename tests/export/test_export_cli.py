@@ -113,7 +113,7 @@ def test_bench_encoder_cli(tmp_path, shared_data):
     got = {(row["backend"], row["precision"], row["batch"]) for row in rows}
     assert got == {(b, p, n) for b, p in (("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")) for n in (1, 2)}
     for row in rows:
-        assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"] and row["threads"] == 2
+        assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"]
         assert row["images_per_s"] == pytest.approx(1e3 * row["batch"] / row["median_ms"])
     int8 = next(row for row in rows if row["precision"] == "int8")
     assert int8["max_landmark_px"] is not None and int8["max_landmark_px"] > 0
