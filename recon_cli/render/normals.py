@@ -23,8 +23,12 @@ def face_normals(verts, faces, normalize: bool = True):
 
         f = faces if _is_torch(faces) else torch.as_tensor(np.asarray(faces), dtype=torch.int64)
         f = f.to(device=verts.device, dtype=torch.int64)
-        v0, v1, v2 = verts[:, f[:, 0]], verts[:, f[:, 1]], verts[:, f[:, 2]]
-        n = torch.cross(v1 - v0, v2 - v0, dim=-1)
+        v0, v1, v2 = (verts.index_select(1, f[:, k]) for k in range(3))
+        a, b = v1 - v0, v2 - v0
+        # Written out: faster than torch.cross on CPU, same result.
+        n = torch.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+                         a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+                         a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], -1)
         return torch.nn.functional.normalize(n, dim=-1, eps=1e-20) if normalize else n
     verts, f = np.asarray(verts), np.asarray(faces, dtype=np.int64)
     v0, v1, v2 = verts[:, f[:, 0]], verts[:, f[:, 1]], verts[:, f[:, 2]]
@@ -53,7 +57,7 @@ def vertex_normals(verts, faces, vertex_faces=None):
             vf = vf.to(device=verts.device, dtype=torch.int64)
             padded = torch.cat([fn, fn.new_zeros(B, 1, 3)], 1)  # index F (= −1 wrapped) → zero
             idx = torch.where(vf < 0, torch.full_like(vf, fn.shape[1]), vf)
-            n = padded[:, idx.reshape(-1)].reshape(B, V, -1, 3).sum(2)
+            n = padded.index_select(1, idx.reshape(-1)).view(B, V, -1, 3).sum(2)
         else:
             f = faces if _is_torch(faces) else torch.as_tensor(np.asarray(faces))
             f = f.to(device=verts.device, dtype=torch.int64)
