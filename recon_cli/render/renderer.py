@@ -59,7 +59,7 @@ class RenderOutput:
     """A rendered batch (``S`` = ``camera.size``).
 
     Attributes:
-        image: ``(B, 3, S, S)`` RGB in [0, 1] (when ``clamp``), ``background`` off the face.
+        image: ``(B, 3, S, S)`` contiguous RGB in [0, 1] (when ``clamp``), ``background`` off the face.
         mask: ``(B, 1, S, S)`` float, 1 where the face covers the pixel centre.
         landmarks: ``(B, 68, 2)`` projected landmark vertices, crop pixels (u right, v down).
         verts: ``(B, V, 3)`` world-frame vertices, metres (posed, before projection).
@@ -97,10 +97,9 @@ def render(coeffs: torch.Tensor, model, cfg: RenderConfig = RenderConfig()) -> R
     screen = torch.cat([uv, z[..., None]], -1)
     S = cfg.camera.size
     frags = rasterize(screen, t["triangles"], S, near=cfg.near, cull_backfaces=cfg.cull_backfaces)
-    img = interpolate(colors, frags, background=cfg.background)
-    if cfg.clamp:
-        img = img.clamp(0.0, 1.0)
-    return RenderOutput(image=img.permute(0, 3, 1, 2), mask=frags.mask[:, None].to(coeffs.dtype),
+    img = interpolate(colors, frags, background=cfg.background).permute(0, 3, 1, 2)  # (B, 3, S, S) view
+    img = img.clamp(0.0, 1.0).contiguous() if cfg.clamp else img.contiguous()
+    return RenderOutput(image=img, mask=frags.mask[:, None].to(coeffs.dtype),
                         landmarks=uv[:, t["landmarks68"]], verts=verts, normals=normals, colors=colors,
                         albedo=albedo, screen=screen, fragments=frags)
 
