@@ -253,7 +253,7 @@ def _splat(zbuf, U, Vv, IZ, c, r, ids, tri_of, H, W, eps, cull) -> None:
 
 
 def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: float = 1e-2,
-              cull_backfaces: bool = False) -> Fragments:
+              cull_backfaces: bool = False, backend: str = "torch") -> Fragments:
     """Rasterise a batch of meshes sharing one triangle list.
 
     Args:
@@ -263,6 +263,9 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
         near: triangles with any vertex at ``z_c <= near`` (metres) are dropped.
         cull_backfaces: drop triangles facing away from the camera (screen area > 0, see
             :func:`signed_area`).
+        backend: visibility (hard pass) implementation: ``"torch"`` (this module) or
+            ``"pytorch3d"`` where installed (:mod:`recon_cli.render.backends`); the
+            differentiable pass is the same for both.
     Returns:
         :class:`Fragments`; barycentrics and depth are differentiable w.r.t. ``screen``.
     """
@@ -270,7 +273,14 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
     B, V, _ = screen.shape
     faces = faces.to(device=screen.device, dtype=torch.int64)
     planes = _planes(screen)  # (3, B·V): u, v, z_c planes
-    tri_idx = rasterize_hard(screen, faces, (H, W), near=near, cull_backfaces=cull_backfaces, planes=planes)
+    if backend == "torch":
+        tri_idx = rasterize_hard(screen, faces, (H, W), near=near, cull_backfaces=cull_backfaces, planes=planes)
+    elif backend == "pytorch3d":
+        from recon_cli.render.backends import rasterize_hard_pytorch3d
+
+        tri_idx = rasterize_hard_pytorch3d(screen, faces, (H, W), near=near, cull_backfaces=cull_backfaces)
+    else:
+        raise ValueError(f"unknown rasteriser backend {backend!r}; use 'torch' or 'pytorch3d'")
     flat = tri_idx.view(-1)
     pix = (flat >= 0).nonzero().squeeze(1)
     tri = flat.index_select(0, pix)

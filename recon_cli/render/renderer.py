@@ -42,6 +42,7 @@ class RenderConfig:
             visibility either way; culling only saves work and avoids back-face bleed-through
             at grazing angles).
         clamp: clip the image to [0, 1] (zero gradient where the shading saturates).
+        backend: visibility pass: ``"torch"`` (built in) or ``"pytorch3d"`` (where installed).
         background: value of non-face pixels in ``RenderOutput.image``.
     """
 
@@ -52,6 +53,7 @@ class RenderConfig:
     cull_backfaces: bool = False
     clamp: bool = True
     background: float = 0.0
+    backend: str = "torch"
 
 
 @dataclass
@@ -96,7 +98,7 @@ def render(coeffs: torch.Tensor, model, cfg: RenderConfig = RenderConfig()) -> R
     uv, z = project(verts, cfg.camera)
     screen = torch.cat([uv, z[..., None]], -1)
     S = cfg.camera.size
-    frags = rasterize(screen, t["triangles"], S, near=cfg.near, cull_backfaces=cfg.cull_backfaces)
+    frags = rasterize(screen, t["triangles"], S, near=cfg.near, cull_backfaces=cfg.cull_backfaces, backend=cfg.backend)
     img = interpolate(colors, frags, background=cfg.background).permute(0, 3, 1, 2)  # (B, 3, S, S) view
     img = img.clamp(0.0, 1.0).contiguous() if cfg.clamp else img.contiguous()
     return RenderOutput(image=img, mask=frags.mask[:, None].to(coeffs.dtype),

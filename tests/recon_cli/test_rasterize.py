@@ -223,3 +223,19 @@ def test_cuda_matches_cpu():
     assert (gpu.tri_idx.cpu() == cpu.tri_idx).float().mean() > 0.9999
     same = gpu.tri_idx.cpu() == cpu.tri_idx
     torch.testing.assert_close(gpu.bary.cpu()[same], cpu.bary[same], atol=1e-5, rtol=0)
+
+
+def test_unknown_backend_rejected():
+    with pytest.raises(ValueError, match="backend"):
+        rasterize(torch.zeros(1, 3, 3), torch.tensor([[0, 1, 2]]), 8, backend="opengl")
+
+
+@pytest.mark.skipif("pytorch3d" not in __import__("recon_cli.render.backends", fromlist=["x"]).available_backends(),
+                    reason="pytorch3d is not installed (not on PyPI; optional backend)")
+def test_pytorch3d_backend_matches_torch():
+    verts, faces = face_surface(20000)
+    s = torch.cat([_screen(verts, (0.1, a, 0)) for a in (-0.4, 0.3)])
+    f = torch.from_numpy(faces)
+    ref = rasterize(s, f, 224)
+    p3d = rasterize(s, f, 224, backend="pytorch3d")
+    assert (p3d.tri_idx == ref.tri_idx).float().mean() > 0.999
