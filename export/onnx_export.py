@@ -85,7 +85,7 @@ def load_encoder(weights: str | Path | None = None, *, arch: str | None = None, 
 
             bn_crops = load_crops(None, n=32, size=size)
         calibrate_batchnorm(encoder, bn_crops)
-        perturb_head(encoder, layout=layout, seed=seed, size=size)
+        perturb_head(encoder, layout=layout, seed=seed, size=size, probe=bn_crops)
         meta = {"arch": arch, "layout": layout.to_dict(), "size": size, "model_name": model.name,
                 "model_hash": model.content_hash(), "untrained": True, "head_seed": seed}
         return encoder, normalise_meta(meta)
@@ -150,13 +150,15 @@ def _last_linear(encoder):
 HEAD_STD = {"id": 0.5, "exp": 0.3, "tex": 0.5, "angles": 0.15, "light": 0.2, "trans": 0.01}
 
 
-def perturb_head(encoder, *, layout=None, seed: int = 0, size: int = 224, group_std: dict[str, float] | None = None) -> None:
+def perturb_head(encoder, *, layout=None, seed: int = 0, size: int = 224, group_std: dict[str, float] | None = None,
+                 probe=None) -> None:
     """Give an untrained encoder a random, non-zero output head (in place).
 
     The last ``nn.Linear`` gets Gaussian weights; each output row is then rescaled so that on
-    a probe batch of random images its RMS equals the realistic spread of its coefficient group
-    (:data:`HEAD_STD`; all 0.1 without ``layout``), giving faces a few pixels to tens of pixels
-    apart — magnitudes at which export parity in pixels is meaningful.
+    ``probe`` (real crops ``(N, 3, S, S)`` [0, 1]; default: 4 random images) its RMS equals the
+    realistic spread of its coefficient group (:data:`HEAD_STD`; all 0.1 without ``layout``),
+    giving faces a few pixels to tens of pixels apart — magnitudes at which export parity in
+    pixels is meaningful.
     """
     import torch
 
@@ -171,7 +173,7 @@ def perturb_head(encoder, *, layout=None, seed: int = 0, size: int = 224, group_
         head.weight.copy_(torch.randn(head.weight.shape, generator=gen))
         if head.bias is not None:
             head.bias.zero_()
-        probe = torch.rand(4, 3, size, size, generator=gen)
+        probe = torch.rand(4, 3, size, size, generator=gen) if probe is None else torch.as_tensor(probe, dtype=torch.float32)
         rms = encoder.eval()(probe).pow(2).mean(0).sqrt().clamp_min(1e-12)
         head.weight.mul_((target / rms)[:, None])
 

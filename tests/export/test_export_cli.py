@@ -50,8 +50,9 @@ def test_export_checkpoint_cli(tmp_path, shared_data):
     layout = CoeffLayout.for_model(model)
     torch.manual_seed(0)
     enc = build_encoder("mobilenet_v3_small", layout, 224)
-    calibrate_batchnorm(enc, load_crops(None, n=16))
-    perturb_head(enc, layout=layout)
+    crops = load_crops(None, n=16)
+    calibrate_batchnorm(enc, crops)
+    perturb_head(enc, layout=layout, probe=crops)
     cfg = {"optim": {"lr": 1e-4}, "losses": {"w_fre": 0.5}}
     ck = save_checkpoint(tmp_path / "enc.pt", enc, arch="mobilenet_v3_small", layout=layout, size=224,
                          model_name=model.name, model_hash=model.content_hash(), config=cfg)
