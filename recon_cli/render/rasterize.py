@@ -97,6 +97,12 @@ def _planes(x: torch.Tensor) -> torch.Tensor:
     return x.permute(2, 0, 1).contiguous().view(C, B * V)
 
 
+def _faces_t(faces: torch.Tensor) -> torch.Tensor:
+    """``(F, 3)`` int → contiguous ``(3, F)`` int64 (column gathers beat a 2-D transpose copy)."""
+    f = faces.to(torch.int64)
+    return torch.stack([f[:, 0], f[:, 1], f[:, 2]])
+
+
 def _size(image_size) -> tuple[int, int]:
     if isinstance(image_size, int):
         return image_size, image_size
@@ -107,7 +113,8 @@ def _size(image_size) -> tuple[int, int]:
 @torch.no_grad()
 def rasterize_hard(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: float = 1e-2,
                    cull_backfaces: bool = False, eps: float = 1e-10, chunk: int = 1 << 22,
-                   group: int = 1 << 15, planes: torch.Tensor | None = None) -> torch.Tensor:
+                   group: int = 1 << 15, planes: torch.Tensor | None = None,
+                   faces_t: torch.Tensor | None = None) -> torch.Tensor:
     """Z-buffer visibility only: ``screen (B, V, 3)`` (u px, v px, z_c m), ``faces (F, 3)`` int →
     ``tri_idx (B, H, W) int64`` (−1 background). See the module docstring for the rules.
 
@@ -116,7 +123,8 @@ def rasterize_hard(screen: torch.Tensor, faces: torch.Tensor, image_size, *, nea
     about how many triangles are processed together on CPU (images are grouped so that
     temporaries stay cache-sized and are recycled by the allocator instead of page-faulting;
     performance only). ``planes``: optional ``(3, B·V)`` contiguous copy of ``screen`` (u, v, z
-    rows) when the caller already has it."""
+    rows) and ``faces_t`` an optional ``(3, F)`` int64 contiguous copy of ``faces``, when the
+    caller already has them."""
     H, W = _size(image_size)
     B, V, _ = screen.shape
     F = faces.shape[0]
@@ -129,7 +137,7 @@ def rasterize_hard(screen: torch.Tensor, faces: torch.Tensor, image_size, *, nea
     if planes is None:
         planes = _planes(screen.detach())
     planes = planes.detach()
-    f = faces.to(device=dev, dtype=torch.int64).t().contiguous()  # (3, F)
+    f = faces_t if faces_t is not None else _faces_t(faces.to(device=dev))  # (3, F)
     per = B if dev.type == "cuda" else max(1, group // F)
     for b0 in range(0, B, per):
         nb = min(per, B - b0)
@@ -246,7 +254,7 @@ def _splat(zbuf, U, Vv, IZ, c, r, ids, tri_of, H, W, eps, cull) -> None:
     inside &= z > 0
     img, tri = tri_of(ids)
     key = (z.float().view(torch.int32).to(torch.int64) << 32) | tri
-    key = torch.where(inside, key, _SENTINEL)
+    key.masked_fill_(~inside, _SENTINEL)
     pix = r * W + c
     pix = pix.long() if img is None else pix.long() + img * (H * W)
     zbuf.scatter_reduce_(0, pix, key, "amin")
@@ -271,10 +279,11 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
     """
     H, W = _size(image_size)
     B, V, _ = screen.shape
-    faces = faces.to(device=screen.device, dtype=torch.int64)
+    faces_t = _faces_t(faces.to(device=screen.device))
     planes = _planes(screen)  # (3, B·V): u, v, z_c planes
     if backend == "torch":
-        tri_idx = rasterize_hard(screen, faces, (H, W), near=near, cull_backfaces=cull_backfaces, planes=planes)
+        tri_idx = rasterize_hard(screen, faces, (H, W), near=near, cull_backfaces=cull_backfaces, planes=planes,
+                                 faces_t=faces_t)
     elif backend == "pytorch3d":
         from recon_cli.render.backends import rasterize_hard_pytorch3d
 
@@ -291,7 +300,7 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, *, near: fl
     py = row.to(screen.dtype) + 0.5
     base = img * V
     # (3, N) vertex ids: row k = vertex k of each pixel's triangle (contiguous per k).
-    vk = faces.t().contiguous().index_select(1, tri) + base
+    vk = faces_t.index_select(1, tri) + base
     bary_vis, depth_vis = barycentric(planes, vk, px, py)  # (3, N), (N,)
     return Fragments(tri_idx=tri_idx, mask=tri_idx >= 0, pix=pix, vert_idx=vk.t(), bary_vis=bary_vis.t(),
                      depth_vis=depth_vis)
