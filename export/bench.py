@@ -64,7 +64,8 @@ def _model_for_bench():
 
 
 def bench_encoder(archs: list[str], batches: list[int], *, threads: int | None = 2, weights: str | Path | None = None,
-                  int8: bool = True, calib: str | Path | None = None, calib_method: str = "minmax", repeat: int = 20,
+                  int8: bool = True, calib: str | Path | None = None, calib_method: str = "minmax", calib_count: int = 64,
+                  repeat: int = 20,
                   warmup: int = 3, workdir: str | Path | None = None,
                   on_step: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Benchmark encoders; returns ``(rows, env)`` for :func:`recon_cli.benchtable.print_table`.
@@ -76,6 +77,7 @@ def bench_encoder(archs: list[str], batches: list[int], *, threads: int | None =
         weights: a trained checkpoint to benchmark instead of untrained encoders.
         int8: also quantise and time ONNX Runtime int8.
         calib: calibration/parity crops (folder or array); default: the development data.
+        calib_count: int8 calibration crops (besides the 16 parity crops).
         workdir: where the ONNX files go (default: a temporary folder, removed afterwards).
     """
     import torch
@@ -106,7 +108,7 @@ def bench_encoder(archs: list[str], batches: list[int], *, threads: int | None =
                 encoder, meta = load_encoder(None, arch=arch, untrained=True, model=model or _bfm_sized())
             name = meta["arch"]
             size = int(meta["size"])
-            crops = load_crops(calib, n=16 + (64 if int8 else 0), size=size)
+            crops = load_crops(calib, n=16 + (calib_count if int8 else 0), size=size)
             parity_crops, calib_crops = crops[:16], (crops[16:] if len(crops) > 16 else crops)
             step(f"{name}: exporting ONNX")
             fp32_path = export_onnx(encoder, meta, work / f"{name}.onnx")

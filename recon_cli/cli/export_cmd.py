@@ -126,6 +126,7 @@ def register(app: typer.Typer) -> None:
         int8: bool = typer.Option(True, "--int8/--no-int8", help="Also quantise and time ONNX Runtime int8."),
         calib: Optional[Path] = typer.Option(None, "--calib", help="Face crops for int8 calibration and the landmark check (default: ../shared/data)."),
         calib_method: str = typer.Option("minmax", "--calib-method", help="int8 calibration: minmax, entropy or percentile."),
+        calib_count: int = typer.Option(64, "--calib-count", help="Number of int8 calibration crops."),
         repeat: int = typer.Option(20, "--repeat", help="Timed runs per row (after 3 warm-up runs)."),
         keep: Optional[Path] = typer.Option(None, "--keep", help="Keep the exported ONNX files in this folder."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write rows and environment as JSON."),
@@ -142,7 +143,8 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True)
         with console.status("benchmarking…") as status:
             rows, env = bench_encoder([a.strip() for a in arch.split(",") if a.strip()], _ints(batch, "--batch"), threads=threads,
-                                      weights=weights, int8=int8, calib=calib, calib_method=calib_method, repeat=repeat,
+                                      weights=weights, int8=int8, calib=calib, calib_method=calib_method,
+                                      calib_count=calib_count, repeat=repeat,
                                       workdir=keep, on_step=lambda m: status.update(m + "…"))
         print_table("recon bench encoder", rows, env)
         write_json(json_out, {"rows": rows, "env": env})

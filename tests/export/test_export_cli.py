@@ -106,7 +106,7 @@ def test_tensorrt_engine_build_and_parity(tmp_path, shared_data):
 
 def test_bench_encoder_cli(tmp_path, shared_data):
     out = tmp_path / "bench.json"
-    r = recon("bench", "encoder", "--arch", "mobilenet_v3_small", "--batch", "1,2", "--threads", "2", "--repeat", "2",
+    r = recon("bench", "encoder", "--arch", "mobilenet_v3_small", "--batch", "1,2", "--threads", "2", "--repeat", "2", "--calib-count", "8",
               "--json", str(out))
     assert r.returncode == 0, r.stderr[-3000:]
     data = json.loads(out.read_text())
