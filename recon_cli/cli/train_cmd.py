@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (paper: 1e-4)."),
         identity_weights: Optional[Path] = typer.Option(None, "--identity-weights", help="Face-recognition checkpoint for the identity loss."),
         size: Optional[int] = typer.Option(None, "--size", help="Training image size (crops are resized; default 224)."),
-        workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (0 = load in the main process; use 4-8 on a GPU machine)."),
         amp: Optional[str] = typer.Option(None, "--amp", help="auto | off | bf16 | fp16 (mixed precision on CUDA)."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run summary as JSON to this file."),
     ) -> None:
