@@ -41,9 +41,10 @@ def sh_basis(normals):
         import torch
 
         stack, ones = torch.stack, torch.ones_like
+        x, y, z = normals.unbind(-1)
     else:
         stack, ones = np.stack, np.ones_like
-    x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
+        x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
     k0, k1, k2 = A[0] * C[0], A[1] * C[1], A[2] * C[2]
     return stack([
         k0 * ones(x), -k1 * y, k1 * z, -k1 * x,

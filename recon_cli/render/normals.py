@@ -47,24 +47,10 @@ def vertex_normals(verts, faces, vertex_faces=None):
     Returns:
         ``(B, V, 3)`` unit normals (zero vectors for vertices with no non-degenerate face).
     """
-    fn = face_normals(verts, faces, normalize=False)  # (B, F, 3), |n| = 2·area
     B, V = verts.shape[0], verts.shape[1]
     if _is_torch(verts):
-        import torch
-
-        if vertex_faces is not None:
-            vf = vertex_faces if _is_torch(vertex_faces) else torch.as_tensor(np.asarray(vertex_faces))
-            vf = vf.to(device=verts.device, dtype=torch.int64)
-            padded = torch.cat([fn, fn.new_zeros(B, 1, 3)], 1)  # index F (= −1 wrapped) → zero
-            idx = torch.where(vf < 0, torch.full_like(vf, fn.shape[1]), vf)
-            n = padded.index_select(1, idx.reshape(-1)).view(B, V, -1, 3).sum(2)
-        else:
-            f = faces if _is_torch(faces) else torch.as_tensor(np.asarray(faces))
-            f = f.to(device=verts.device, dtype=torch.int64)
-            n = verts.new_zeros(B, V, 3)
-            for i in range(3):
-                n = n.index_add(1, f[:, i], fn)
-        return torch.nn.functional.normalize(n, dim=-1, eps=1e-20)
+        return _vertex_normals_torch(verts, faces, vertex_faces)
+    fn = face_normals(verts, faces, normalize=False)  # (B, F, 3), |n| = 2·area
     n = np.zeros((B, V, 3), dtype=fn.dtype)
     f = np.asarray(faces, dtype=np.int64)
     for b in range(B):
@@ -76,3 +62,32 @@ def vertex_normals(verts, faces, vertex_faces=None):
 def _np_normalize(n: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(n, axis=-1, keepdims=True)
     return n / np.maximum(norm, 1e-20)
+
+
+def _vertex_normals_torch(verts, faces, vertex_faces):
+    """Torch path in coordinate-plane layout ``(3, B, ·)``: contiguous component arithmetic and
+    single gathers (several times faster on CPU than ``(B, ·, 3)`` strided ops). Returns a
+    ``(B, V, 3)`` view of a ``(3, B, V)`` buffer (components are contiguous planes)."""
+    import torch
+
+    B, V = verts.shape[0], verts.shape[1]
+    f = faces if _is_torch(faces) else torch.as_tensor(np.asarray(faces))
+    f = f.to(device=verts.device, dtype=torch.int64)
+    P = verts.permute(2, 0, 1).contiguous()  # (3, B, V)
+    p0, p1, p2 = (P.index_select(2, f[:, k]) for k in range(3))  # (3, B, F)
+    (a0, a1, a2), (b0, b1, b2) = (p1 - p0).unbind(0), (p2 - p0).unbind(0)  # unbind: one cheap backward
+    fn = torch.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+    if vertex_faces is not None:
+        vf = vertex_faces if _is_torch(vertex_faces) else torch.as_tensor(np.asarray(vertex_faces))
+        vf = vf.to(device=verts.device, dtype=torch.int64)
+        F = fn.shape[2]
+        padded = torch.cat([fn, fn.new_zeros(3, B, 1)], 2)  # index F (for the −1 padding) → zero
+        idx = torch.where(vf < 0, torch.full_like(vf, F), vf)
+        n = padded.index_select(2, idx.reshape(-1)).view(3, B, V, -1).sum(3)
+    else:
+        n = fn.new_zeros(3, B, V)
+        for k in range(3):
+            n = n.index_add(2, f[:, k], fn)
+    n0, n1, n2 = n.unbind(0)
+    norm = (n0 * n0 + n1 * n1 + n2 * n2).sqrt().clamp_min(1e-20)
+    return (n / norm).permute(1, 2, 0)

@@ -92,7 +92,7 @@ def render(coeffs: torch.Tensor, model, cfg: RenderConfig = RenderConfig()) -> R
     shape = model.shape(c["id"], c["exp"])  # (B, V, 3) model space
     albedo = model.albedo(c["tex"])
     R = euler_to_rotation(c["angles"])  # (B, 3, 3)
-    normals = vertex_normals(shape, t["triangles"], t["vertex_faces"]) @ R.transpose(-1, -2)
+    normals = _rotate(vertex_normals(shape, t["triangles"], t["vertex_faces"]), R)
     colors = shade(albedo, normals, c["light"], cfg.init_lit)
     verts = shape @ R.transpose(-1, -2) + c["trans"][:, None, :]
     uv, z = project(verts, cfg.camera)
@@ -104,6 +104,14 @@ def render(coeffs: torch.Tensor, model, cfg: RenderConfig = RenderConfig()) -> R
     return RenderOutput(image=img, mask=frags.mask[:, None].to(coeffs.dtype),
                         landmarks=uv[:, t["landmarks68"]], verts=verts, normals=normals, colors=colors,
                         albedo=albedo, screen=screen, fragments=frags)
+
+
+def _rotate(n: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """``R (B, 3, 3) · n`` for ``n (B, V, 3)`` (any strides; component planes stay contiguous when
+    ``n`` is a view of a ``(3, B, V)`` buffer) → ``(B, V, 3)`` view of a ``(3, B, V)`` buffer."""
+    x, y, z = n.unbind(-1)
+    r = R[:, :, :, None]  # (B, 3, 3, 1)
+    return torch.stack([r[:, i, 0] * x + r[:, i, 1] * y + r[:, i, 2] * z for i in range(3)]).permute(1, 2, 0)
 
 
 def composite(rendered: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
