@@ -8,7 +8,8 @@ Pipeline (frames from :mod:`recon_cli.render.camera`):
 
 1. ``CoeffLayout.split`` → id, exp, tex, angles, light, trans.
 2. ``S = model.shape(id, exp)`` (model space, metres), ``T = model.albedo(tex)`` ([0, 1] RGB).
-3. Vertex normals of ``S`` (area-weighted), rotated into the world frame: ``n_w = R n``.
+3. Vertex normals of ``S`` (area-weighted sum of incident face normals), rotated into the
+   world frame: ``n_w = R n``.
 4. Vertex colours: Lambertian SH shading ``T ⊙ E(n_w)`` (:mod:`recon_cli.render.lighting`),
    shaded per vertex and interpolated per pixel (Gouraud, as Deep3DFaceRecon).
 5. ``v_w = R S + t``; ``(u, v), z_c = project(v_w)``; rasterise ``(u, v, z_c)``; interpolate.
@@ -92,7 +93,10 @@ def render(coeffs: torch.Tensor, model, cfg: RenderConfig = RenderConfig()) -> R
     shape = model.shape(c["id"], c["exp"])  # (B, V, 3) model space
     albedo = model.albedo(c["tex"])
     R = euler_to_rotation(c["angles"])  # (B, 3, 3)
-    normals = _rotate(vertex_normals(shape, t["triangles"], t["vertex_faces"]), R)
+    # Area-weighted vertex normals by scatter-adding face normals over the triangle list: the
+    # same sum as gathering through ``model.vertex_faces`` (tested equal) but its backward needs
+    # no (3, B, V, valence) expansion, ~3× cheaper for a 70k-triangle mesh on CPU.
+    normals = _rotate(vertex_normals(shape, t["triangles"]), R)
     colors = shade(albedo, normals, c["light"], cfg.init_lit)
     verts = shape @ R.transpose(-1, -2) + c["trans"][:, None, :]
     uv, z = project(verts, cfg.camera)
