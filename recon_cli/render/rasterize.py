@@ -7,24 +7,31 @@ Input frame: *screen space* ``(B, V, 3)`` = ``(u, v, z_c)``: ``u, v`` crop pixel
 down, pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``), ``z_c`` the camera depth in
 metres (positive in front of the camera). Every pixel is sampled once, at its centre.
 
-Hard pass (``torch.no_grad``): per triangle, the pixel centres inside its screen bounding box are
-enumerated; small triangles (the bulk of a dense face mesh, ≲ 1 px each) use a fixed
-``window × window`` block of candidates (fully vectorised, no ragged indexing), larger triangles
-are expanded over their whole (clipped) bounding box in bounded chunks. Inside-ness uses the
-three edge functions evaluated incrementally from the box origin (differences of nearby float32
-values are exact, so edge tests are accurate to ~1e-7 px² relative), inclusive on edges (shared
-edges leave no cracks). The nearest candidate per pixel wins through ``scatter_reduce(amin)`` on
-a packed int64 key ``(float32 bits of z_c) << 32 | triangle``: smallest depth, ties to the lower
-triangle index. Triangles are dropped when any vertex has ``z_c <= near`` (behind or too close
-to the camera, no clipping), when they are degenerate (``|2·area| <= eps`` px²), non-finite, or —
-with ``cull_backfaces`` — back-facing (see :func:`signed_area`). Partly off-screen triangles are
-clipped to the image by their pixel range only.
+Hard pass (``torch.no_grad``): per triangle, the pixel centres inside its (clipped) screen
+bounding box are the candidates. Triangles whose box holds exactly one pixel centre (about 90 %
+of a dense 70k-triangle face mesh at 224 px) are tested at that one pixel with no expansion; the
+others are expanded over their box with ``repeat_interleave`` in bounded chunks. Inside-ness
+uses the three edge functions evaluated at the pixel centre from vertex offsets (differences of
+nearby float32 values are exact, so the tests are accurate to ~1e-7 relative), inclusive on edges
+(shared edges leave no cracks). The nearest candidate per pixel wins through
+``scatter_reduce(amin)`` on a packed int64 key ``(float32 bits of z_c) << 32 | triangle``:
+smallest depth, ties to the lower triangle index. Triangles are dropped when any vertex has
+``z_c <= near`` (behind or too close to the camera, no clipping), when they are degenerate
+(``|2·area| <= eps`` px²), non-finite, or — with ``cull_backfaces`` — back-facing (see
+:func:`signed_area`). Partly off-screen triangles are clipped to the image by their pixel range
+only. On CPU the batch is processed in groups of about ``group`` triangles so that every
+temporary stays cache-sized and is recycled by the allocator (large fresh buffers page-fault);
+on CUDA the whole batch is one group. Vertex data is kept as coordinate planes ``(3, B·V)``.
 
 Soft pass (differentiable): for the visible pixels only, gather the winning triangle's three
 screen vertices, compute screen-space barycentrics ``λ_i = w_i / (2·area)`` at the pixel centre
 and correct them for perspective ``b_i = (λ_i / z_i) / Σ_j (λ_j / z_j)``; depth
 ``z = 1 / Σ_j (λ_j / z_j)``. Gradients reach ``u, v, z_c`` of the vertices (through the
 barycentrics) and any interpolated attribute; there are no silhouette (visibility) gradients.
+The backward passes are analytic (:mod:`recon_cli.render.barycentric`).
+
+Speed (``recon bench render``, 2 CPU threads, 224 px, batch 16, 70k-triangle mesh): about
+5 ms forward and 7 ms forward+backward per image on this project's 2-core development machine.
 """
 
 from __future__ import annotations
