@@ -60,6 +60,8 @@ def print_table(title: str, rows: list[dict[str, Any]], env: dict[str, Any] | No
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:  # piped/logged output: don't squeeze the table into 80 columns
+        console = Console(width=200)
     table = Table(title=title)
     columns: list[str] = []
     for r in rows:
