@@ -104,11 +104,12 @@ def bench_encoder(archs: list[str], batches: list[int], *, threads: int | None =
         for arch in ([None] if weights else archs):
             if weights:
                 encoder, meta = load_encoder(weights)
+                crops = load_crops(calib, n=16 + (calib_count if int8 else 0), size=int(meta["size"]))
             else:
-                encoder, meta = load_encoder(None, arch=arch, untrained=True, model=model or _bfm_sized())
+                crops = load_crops(calib, n=16 + (calib_count if int8 else 0), size=224)
+                encoder, meta = load_encoder(None, arch=arch, untrained=True, model=model or _bfm_sized(), bn_crops=crops)
             name = meta["arch"]
             size = int(meta["size"])
-            crops = load_crops(calib, n=16 + (calib_count if int8 else 0), size=size)
             parity_crops, calib_crops = crops[:16], (crops[16:] if len(crops) > 16 else crops)
             step(f"{name}: exporting ONNX")
             fp32_path = export_onnx(encoder, meta, work / f"{name}.onnx")

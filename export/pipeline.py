@@ -44,6 +44,7 @@ class ExportOptions:
     trt_workspace_gb: float = 2.0
     calib: Path | None = None
     calib_method: str = "minmax"
+    int8_keep_float: tuple[str, ...] = ()  # node-name substrings kept in float besides the head
     calib_count: int = 64
     parity_count: int = 16
     tol_coeff: float = TOLERANCES["fp32"].coeff
@@ -131,7 +132,7 @@ def export_encoder(encoder, meta: dict[str, Any], opts: ExportOptions, *, model=
         dest = _variant(out, "int8")
         step(f"int8 QDQ quantisation ({opts.calib_method}, {len(calib_crops)} calibration crops)")
         with _verified(dest, "int8", report) as tmp:
-            quantize_int8(out, tmp, calib_crops, method=opts.calib_method)
+            quantize_int8(out, tmp, calib_crops, method=opts.calib_method, exclude=list(opts.int8_keep_float))
             int8 = verify(tmp, "int8", Tolerance(None, opts.int8_tol_px))
             report["latency_ms"]["onnx-int8"] = _latency(int8, size, opts.latency_repeat)
         report["files"]["int8"] = str(dest)

@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         calib: Optional[Path] = typer.Option(None, "--calib", help="Face crops for calibration and parity: a `recon prep` dataset or image folder, or a .npy array. Default: ../shared/data faces."),
         calib_method: str = typer.Option("minmax", "--calib-method", help="int8 calibration: minmax, entropy or percentile."),
         calib_count: int = typer.Option(64, "--calib-count", help="Number of calibration crops."),
+        int8_keep_float: list[str] = typer.Option([], "--int8-keep-float", help="Keep ONNX nodes whose name contains this text in float (repeatable), e.g. /backbone/layer4/ ; the regression head always is."),
         trt: bool = typer.Option(False, "--trt", help="Also build a TensorRT 10 engine (OUT.engine + OUT.engine.json); needs tensorrt and cuda-python."),
         trt_precision: str = typer.Option("fp16", "--trt-precision", help="TensorRT engine precision: fp32, fp16 or int8 (entropy calibration)."),
         trt_max_batch: int = typer.Option(16, "--trt-max-batch", help="Largest batch of the engine's optimisation profile."),
@@ -81,7 +82,12 @@ def register(app: typer.Typer) -> None:
             from recon_cli.morphable import load_model
 
             mm = load_model(model)
-        encoder, meta = load_encoder(weights, arch=arch, untrained=untrained, model=mm, size=size, seed=seed)
+        bn_crops = None
+        if untrained:
+            from export.calib import load_crops
+
+            bn_crops = load_crops(calib, n=32, size=size)
+        encoder, meta = load_encoder(weights, arch=arch, untrained=untrained, model=mm, size=size, seed=seed, bn_crops=bn_crops)
         if mm is None:
             try:
                 from recon_cli.morphable import load_default_model
@@ -91,7 +97,7 @@ def register(app: typer.Typer) -> None:
                 console.print("[yellow]note:[/] no morphable model: parity is checked on coefficients only (pass --model)")
         opts = ExportOptions(onnx=onnx, opset=opset, exporter=exporter, int8=int8, fp16=fp16, trt=trt, trt_precision=trt_precision,
                              trt_max_batch=trt_max_batch, trt_workspace_gb=trt_workspace_gb, calib=calib, calib_method=calib_method,
-                             calib_count=calib_count, parity_count=parity_crops, tol_coeff=tol_coeff, tol_px=tol_px,
+                             int8_keep_float=tuple(int8_keep_float), calib_count=calib_count, parity_count=parity_crops, tol_coeff=tol_coeff, tol_px=tol_px,
                              int8_tol_px=int8_tol_px, threads=threads)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as progress:

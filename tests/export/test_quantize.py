@@ -19,7 +19,8 @@ def test_int8_and_fp16_variants(tmp_path, default_model, shared_data):
     enc, meta = make_encoder("mobilenet_v3_small", default_model)
     out = tmp_path / "edge.onnx"
     opts = ExportOptions(onnx=out, int8=True, fp16=True, calib_count=16, parity_count=8, threads=2,
-                         int8_tol_px=1e6, latency_repeat=3)  # report-only for int8 on an untrained net
+                         int8_tol_px=1e6, latency_repeat=3,  # report-only for int8 on an untrained net
+                         int8_keep_float=("/backbone/features/features.0/",))
     rep = export_encoder(enc, meta, opts, model=default_model)
 
     int8_path, fp16_path = tmp_path / "edge.int8.onnx", tmp_path / "edge.fp16.onnx"
@@ -44,6 +45,10 @@ def test_int8_and_fp16_variants(tmp_path, default_model, shared_data):
     assert gemm.name in md["calibration"]["fp32_nodes"]
     assert gemm.input[1] in {i.name for i in graph.initializer}
     assert set(head_nodes(out)) >= {gemm.name}
+    stem = [n for n in md["calibration"]["fp32_nodes"] if "/features.0/" in n]
+    assert stem and all(n.name not in stem or n.op_type != "QLinearConv" for n in graph.node)
+    stem_conv = next(n for n in graph.node if n.name in stem and n.op_type == "Conv")
+    assert stem_conv.input[1] in {i.name for i in graph.initializer}  # float weight, no DequantizeLinear
 
     f = rep["parity"]["fp16"]
     assert f["passed"] and f["max_landmark_px"] < 0.5
