@@ -5,13 +5,14 @@ The ONNX graph takes the encoder's plain input ``image: (batch, 3, S, S) float32
 runtime feeds crops unchanged. The output is ``coeffs: (batch, total) float32`` in the
 :class:`recon_cli.coeffs.CoeffLayout` order. The batch axis is dynamic.
 
-Exporter choice (measured here with torch 2.13, onnx 1.22, onnxruntime 1.32): both the
-TorchScript exporter (``dynamo=False``) and the ``torch.export``-based one (``dynamo=True``,
-needs onnxscript) produce graphs that match PyTorch to ~1e-6; the TorchScript exporter is
-~10× faster for ResNet-50 and gives a plain Conv/Gemm graph that ONNX Runtime quantisation and
-TensorRT's parser take directly, so it is the default (``exporter="torchscript"``); pass
-``exporter="dynamo"`` to use the new one (the TorchScript exporter is deprecated upstream: if
-it is ever removed, the default falls back to dynamo automatically).
+Exporter choice (measured here with torch 2.13, onnx 1.22, onnxruntime 1.32, untrained
+ResNet-50 / MobileNetV3-Large): both the TorchScript exporter (``dynamo=False``) and the
+``torch.export``-based one (``dynamo=True``, needs onnxscript) match PyTorch to ~1e-5 in
+coefficients and ~1e-3 px in landmarks, and both quantise; the TorchScript exporter is about
+2–3× faster (ResNet-50: 4.8 s vs 8.6 s) and quieter, so it is the default
+(``exporter="torchscript"``); ``exporter="dynamo"`` gives a slightly smaller graph (identities
+folded) that ONNX Runtime runs the same. The TorchScript exporter is deprecated upstream: if a
+future torch removes it, the default falls back to dynamo automatically.
 
 Metadata (``metadata_props``, keys ``recon.*`` with JSON values, read back by
 :class:`recon_cli.backends.onnx_backend.OnnxBackend`): ``arch``, ``layout``, ``size``,
