@@ -86,8 +86,18 @@ def export_encoder(encoder, meta: dict[str, Any], opts: ExportOptions, *, model=
     ``model``: the morphable model of the head, for landmark displacement in pixels (None:
     coefficients only). ``on_step(message)`` is called when each of :func:`n_steps` stages
     starts, ``on_result(message)`` with each parity summary. Raises :class:`ParityError` when an
-    artefact fails its check.
+    artefact fails its check; the report so far is attached to it as ``.report`` (files that
+    passed stay in place).
     """
+    report: dict[str, Any] = {}
+    try:
+        return _export(encoder, meta, opts, model, on_step, on_result, report)
+    except ParityError as e:
+        e.report = report
+        raise
+
+
+def _export(encoder, meta, opts: ExportOptions, model, on_step, on_result, report: dict[str, Any]) -> dict[str, Any]:
     from recon_cli.backends.onnx_backend import OnnxBackend
     from recon_cli.backends.torch_backend import TorchBackend
 
@@ -104,10 +114,10 @@ def export_encoder(encoder, meta: dict[str, Any], opts: ExportOptions, *, model=
     crops = load_crops(opts.calib, n=opts.parity_count + (opts.calib_count if need_calib else 0), size=size)
     parity_crops = crops[: opts.parity_count]
     calib_crops = crops[opts.parity_count:] if len(crops) > opts.parity_count else crops
-    report: dict[str, Any] = {"meta": {k: v for k, v in meta.items() if k != "config"}, "files": {}, "parity": {}, "latency_ms": {},
+    report.update({"meta": {k: v for k, v in meta.items() if k != "config"}, "files": {}, "parity": {}, "latency_ms": {},
                               "crops": {"source": str(opts.calib) if opts.calib else "development data (faces/, aflw-train/)",
                                         "parity": int(len(parity_crops)), "calibration": int(len(calib_crops)) if need_calib else 0},
-                              "landmark_check": model is not None, "threads": opts.threads}
+                              "landmark_check": model is not None, "threads": opts.threads})
     step("running the PyTorch encoder")
     ref_backend = TorchBackend(encoder, meta, device="cpu", threads=opts.threads)
     ref = run_batched(ref_backend, parity_crops)

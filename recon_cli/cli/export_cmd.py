@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         from export.onnx_export import EXPORTERS, load_encoder
+        from export.parity import ParityError
         from export.pipeline import ExportOptions, export_encoder, n_steps, options_dict
         from recon_cli.benchtable import write_json
 
@@ -110,8 +111,12 @@ def register(app: typer.Typer) -> None:
                 started[0] = True
                 progress.update(task, description=msg)
 
-            report = export_encoder(encoder, meta, opts, model=mm, on_step=step,
-                                    on_result=lambda m: progress.console.print(f"  {m}", highlight=False))
+            try:
+                report = export_encoder(encoder, meta, opts, model=mm, on_step=step,
+                                        on_result=lambda m: progress.console.print(f"  {m}", highlight=False))
+            except ParityError as e:  # keep the report of what was done and why it stopped
+                write_json(json_out, {**getattr(e, "report", {}), "options": options_dict(opts), "error": e.message})
+                raise
             progress.advance(task)
         report["options"] = options_dict(opts)
         if mm is not None and not report["landmark_check"]:

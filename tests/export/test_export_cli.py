@@ -68,6 +68,12 @@ def test_export_checkpoint_cli(tmp_path, shared_data):
     assert md["model_hash"] == model.content_hash() and md["arch"] == "mobilenet_v3_small"
     assert "wrote" in r.stderr and "max landmark shift" in r.stderr
 
+    # an impossible tolerance: exit code 3, no file, the JSON report says why
+    bad, bad_rep = tmp_path / "bad.onnx", tmp_path / "bad.json"
+    r = recon("export", "--weights", str(ck), "--onnx", str(bad), "--parity-crops", "2", "--tol-coeff", "0", "--json", str(bad_rep))
+    assert r.returncode == 3 and "does not match" in r.stderr and "Traceback" not in r.stderr
+    assert not bad.exists() and json.loads(bad_rep.read_text())["parity"]["fp32"]["passed"] is False
+
 
 def test_export_trt_missing_is_clear(tmp_path):
     try:

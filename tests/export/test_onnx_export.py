@@ -90,6 +90,7 @@ def test_parity_failure_removes_file(tmp_path, default_model, shared_data, monke
     with pytest.raises(ParityError) as err:
         export_encoder(enc, meta, ExportOptions(onnx=out, parity_count=4, threads=2), model=default_model)
     assert err.value.exit_code == 3 and "does not match" in str(err.value)
+    assert err.value.report["parity"]["fp32"]["passed"] is False and not err.value.report["files"]
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp.onnx") or p.suffix == ".tmp"]
     rep = json.loads(parity_report_path(out).read_text())

@@ -66,10 +66,11 @@ def test_int8_tolerance_gate(tmp_path, default_model, shared_data):
 
     enc, meta = make_encoder("mobilenet_v3_small", default_model, seed=1)
     out = tmp_path / "edge.onnx"
-    with pytest.raises(ParityError):
+    with pytest.raises(ParityError) as err:
         export_encoder(enc, meta, ExportOptions(onnx=out, int8=True, calib_count=8, parity_count=4, threads=2,
                                                 int8_tol_px=1e-4, latency_repeat=2), model=default_model)
     assert out.is_file() and not (tmp_path / "edge.int8.onnx").exists()
+    assert err.value.report["files"] == {"fp32": str(out)} and err.value.report["parity"]["int8"]["passed"] is False
 
 
 def test_calibration_methods_differ(tmp_path, shared_data):
