@@ -117,13 +117,13 @@ def bench_encoder(archs: list[str], batches: list[int], *, threads: int | None =
             ref_out = run_batched(ref, parity_crops)
             lm_model = model if meta.get("model_hash") and model is not None and meta["model_hash"] == model.content_hash() else None
             backends: list[tuple[Any, str, str, dict | None]] = [(ref, "torch", "fp32", None)]
-            fp32 = OnnxBackend(fp32_path, threads=threads)
+            fp32 = OnnxBackend(fp32_path, threads=threads, spin=True)
             backends.append((fp32, "onnxruntime", "fp32", check_parity(ref, fp32, parity_crops, model=lm_model, ref_coeffs=ref_out).to_dict()))
             if int8:
                 from export.quantize import quantize_int8
 
                 step(f"{name}: int8 quantisation ({calib_method}, {len(calib_crops)} crops)")
-                q = OnnxBackend(quantize_int8(fp32_path, work / f"{name}.int8.onnx", calib_crops, method=calib_method), threads=threads)
+                q = OnnxBackend(quantize_int8(fp32_path, work / f"{name}.int8.onnx", calib_crops, method=calib_method), threads=threads, spin=True)
                 backends.append((q, "onnxruntime", "int8", check_parity(ref, q, parity_crops, model=lm_model, ref_coeffs=ref_out).to_dict()))
             if trt_ok:
                 from export.tensorrt_build import build_engine

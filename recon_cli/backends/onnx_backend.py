@@ -36,11 +36,15 @@ class OnnxBackend:
         threads: intra-op thread count (``None``: ONNX Runtime's default, all cores).
         providers: execution providers in order of preference; unavailable ones are dropped
             (default: CUDA, then CPU).
+        spin: let idle intra-op threads busy-wait for work (ONNX Runtime's default). Off by
+            default: in the live pipeline the encoder shares the cores with decoding, landmarks
+            and rendering, and spinning threads take ~1.5× more CPU per frame there.
 
     Call with ``x: (B, 3, S, S) float32`` RGB in [0, 1] → ``(B, total) float32`` coefficients.
     """
 
-    def __init__(self, path: str | Path, *, threads: int | None = None, providers: Sequence[str] | None = None):
+    def __init__(self, path: str | Path, *, threads: int | None = None, providers: Sequence[str] | None = None,
+                 spin: bool = False):
         ort = _import_ort()
         self.path = Path(path)
         if not self.path.is_file():
@@ -50,6 +54,8 @@ class OnnxBackend:
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
+        if not spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = set(ort.get_available_providers())
         wanted = [p for p in (providers or DEFAULT_PROVIDERS) if p in available] or ["CPUExecutionProvider"]
         try:
