@@ -22,25 +22,39 @@ class Backend(str, Enum):
     tensorrt = "tensorrt"
 
 
-def _untrained_onnx(arch: str, model) -> Path:
-    """Export an untrained (zero-head) encoder once to the user cache; returns its path.
-    Lives in the CLI layer because it needs `export` (recon_cli itself must not import it)."""
+def _untrained_onnx(arch: str, model, checkpoint: Path | None = None) -> Path:
+    """Export an encoder once to the user cache as ONNX; returns its path.
+
+    ``checkpoint=None``: an untrained (zero-head) ``arch``; else the ``.pt`` checkpoint (the shipped
+    default), cached under its content hash, so ``--backend onnx``/``auto`` runs ONNX Runtime on a
+    fresh install. Lives in the CLI layer because it needs `export` (recon_cli must not import it).
+    """
+    import hashlib
+
     from export.onnx_export import export_onnx
     from recon_cli.atomic import atomic_path
     from recon_cli.coeffs import CoeffLayout
-    from recon_cli.encoders.registry import build_encoder
+    from recon_cli.encoders.registry import build_encoder, load_checkpoint
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "recon"
-    out = cache / f"untrained-{arch}-{model.content_hash()}.onnx"
-    if out.is_file():
-        return out
-    layout = CoeffLayout.for_model(model)
-    encoder = build_encoder(arch, layout, 224).eval()
-    meta = {"arch": arch, "layout": layout.to_dict(), "size": 224, "model_name": model.name,
-            "model_hash": model.content_hash(), "untrained": True}
-    console.print(f"[yellow]no trained weights: exporting an untrained {arch} to {out} (once)[/]")
+    if checkpoint is not None:
+        digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
+        out = cache / f"{Path(checkpoint).stem}-{digest}.onnx"
+        if out.is_file():
+            return out
+        encoder, meta = load_checkpoint(checkpoint)
+        console.print(f"[dim]exporting {checkpoint} to {out} for ONNX Runtime (once)[/]")
+    else:
+        out = cache / f"untrained-{arch}-{model.content_hash()}.onnx"
+        if out.is_file():
+            return out
+        layout = CoeffLayout.for_model(model)
+        encoder = build_encoder(arch, layout, 224)
+        meta = {"arch": arch, "layout": layout.to_dict(), "size": 224, "model_name": model.name,
+                "model_hash": model.content_hash(), "untrained": True}
+        console.print(f"[yellow]no trained weights: exporting an untrained {arch} to {out} (once)[/]")
     with atomic_path(out, suffix=".onnx") as tmp:
-        export_onnx(encoder, meta, tmp)
+        export_onnx(encoder.eval(), meta, tmp)
     return out
 
 

@@ -104,14 +104,20 @@ def load_pretrained(encoder: Encoder, path: str | Path) -> None:
 
 def save_checkpoint(path: str | Path, encoder: Encoder, *, arch: str, layout: CoeffLayout, size: int,
                     model_name: str, model_hash: str, config: dict | None = None,
-                    extra: dict[str, Any] | None = None) -> Path:
-    """Write the encoder and its metadata atomically to ``path`` (see module docstring)."""
+                    extra: dict[str, Any] | None = None, half: bool = False) -> Path:
+    """Write the encoder and its metadata atomically to ``path`` (see module docstring).
+
+    ``half=True`` stores floating-point tensors as float16 (half the size; shipped weights);
+    :func:`load_checkpoint` casts them back to the encoder's float32 parameters.
+    """
     if layout.total != encoder.layout.total or arch != encoder.arch:
         raise ValueError(f"checkpoint meta (arch {arch}, {layout.total} coeffs) does not match the encoder "
                          f"(arch {encoder.arch}, {encoder.layout.total} coeffs)")
     meta = {"arch": arch, "layout": layout.to_dict(), "size": int(size), "model_name": model_name,
             "model_hash": model_hash, "config": config or {}, "format_version": FORMAT_VERSION}
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {"format_version": FORMAT_VERSION, "meta": meta, "state_dict": state, "extra": extra or {}}
     path = Path(path)
     with atomic_path(path) as tmp:

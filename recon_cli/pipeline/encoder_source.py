@@ -7,7 +7,9 @@ summary prints, so a user always sees what produced the faces:
    Runtime, ``.engine``/``.plan`` TensorRT; ``--backend`` overrides the extension).
 2. No ``--weights`` → the shipped default in ``recon_cli/weights/``: ``default.onnx`` (backends
    auto/onnx), ``default.engine`` (tensorrt), ``default.pt`` (auto/torch).
-3. No shipped default (this build has none until the default encoder is trained) → an
+   With only ``default.pt`` shipped and backend auto/onnx, the caller's ``untrained_onnx``
+   exporter (given the checkpoint) writes it once to a cached ``.onnx`` and ONNX Runtime runs it.
+3. No shipped default → an
    UNTRAINED encoder of ``arch`` built by :func:`recon_cli.encoders.registry.build_encoder`: its
    zero-initialised head outputs zero coefficients, i.e. the mean face, frontal, centred in the
    crop — the pipeline runs end to end, but the shapes are not reconstructions. With ``onnx``
@@ -57,7 +59,7 @@ def untrained_torch(arch: str, model, size: int = 224, threads: int | None = Non
 
 def resolve_encoder(weights: str | Path | None, backend: str, model, *, arch: str = DEFAULT_ARCH,
                     threads: int | None = None,
-                    untrained_onnx: Callable[[str, Any], Path] | None = None) -> tuple[Any, dict[str, Any]]:
+                    untrained_onnx: Callable[..., Path] | None = None) -> tuple[Any, dict[str, Any]]:
     """→ ``(backend object, info)``; ``info``: ``weights`` (path or ``"UNTRAINED <arch>"``),
     ``trained`` (bool), ``backend`` (name), ``arch``, ``precision``."""
     from recon_cli.backends import load_backend
@@ -68,7 +70,13 @@ def resolve_encoder(weights: str | Path | None, backend: str, model, *, arch: st
         label = str(weights)
     else:
         found = default_weights(backend)
-        if found is not None:
+        shipped_pt = WEIGHTS_DIR / "default.pt"
+        if (found is not None and found.suffix == ".pt" and backend == "auto" and untrained_onnx is not None) or (
+                found is None and backend == "onnx" and untrained_onnx is not None and shipped_pt.is_file()):
+            path = untrained_onnx(arch, model, shipped_pt)
+            enc = load_backend(path, backend="onnx", threads=threads)
+            label = f"{shipped_pt} (shipped default, as ONNX at {path})"
+        elif found is not None:
             enc = load_backend(found, backend=backend, threads=threads)
             label = f"{found} (shipped default)"
         elif backend == "tensorrt":

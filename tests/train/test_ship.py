@@ -1,0 +1,34 @@
+"""Shipping weights: encoder-only float16 checkpoints that load back into float32 encoders."""
+
+from __future__ import annotations
+
+import torch
+
+from recon_cli.coeffs import CoeffLayout
+from recon_cli.encoders.registry import build_encoder, load_checkpoint, read_checkpoint, save_checkpoint
+from train.ship import ship_weights
+
+
+def test_ship_halves_storage_and_keeps_outputs(tmp_path):
+    layout = CoeffLayout(6, 4, 5)
+    torch.manual_seed(0)
+    enc = build_encoder("mobilenet_v3_small", layout, 64)
+    with torch.no_grad():  # non-trivial head so the comparison means something
+        for p in enc.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    src = save_checkpoint(tmp_path / "train.pt", enc, arch="mobilenet_v3_small", layout=layout, size=64,
+                          model_name="random", model_hash="0" * 16, config={"optim": {"lr": 1e-4}},
+                          extra={"train_state": {"step": 7, "best_val": 0.05, "optimizer": {}}})
+    dst = ship_weights(src, tmp_path / "default.pt")
+    assert dst.stat().st_size < 0.6 * src.stat().st_size
+    obj = read_checkpoint(dst)
+    assert obj["extra"]["step"] == 7 and obj["extra"]["storage"] == "float16" and "optimizer" not in obj["extra"]
+    assert all(v.dtype != torch.float32 for v in obj["state_dict"].values())
+    shipped, meta = load_checkpoint(dst)
+    assert meta["config"] == {"optim": {"lr": 1e-4}}
+    assert next(shipped.parameters()).dtype == torch.float32
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        ref, got = enc.eval()(x), shipped(x)
+    assert (ref - got).abs().max() < 1e-2 * max(1.0, ref.abs().max().item())
+    assert not torch.equal(ref, torch.zeros_like(ref))
