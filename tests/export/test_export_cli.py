@@ -20,11 +20,25 @@ def recon(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
 
 
-def test_export_without_weights_says_so(tmp_path):
+def test_export_without_weights_uses_the_shipped_default(tmp_path):
+    """No --weights: the shipped default encoder is exported and verified; in a build without
+    one, the command says so and exits 2."""
+    from recon_cli.paths import WEIGHTS_DIR
+
     r = recon("export", "--onnx", str(tmp_path / "x.onnx"))
-    assert r.returncode == 2, r.stderr
-    assert "default weights" in r.stderr and "--untrained" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "x.onnx").exists()
+    if not (WEIGHTS_DIR / "default.pt").is_file():
+        assert r.returncode == 2, r.stderr
+        assert "default weights" in r.stderr and "--untrained" in r.stderr and "Traceback" not in r.stderr
+        assert not (tmp_path / "x.onnx").exists()
+        return
+    assert r.returncode == 0, r.stderr
+    from export.onnx_export import read_metadata
+    from recon_cli.encoders.registry import read_checkpoint
+
+    meta = read_metadata(tmp_path / "x.onnx")
+    shipped = read_checkpoint(WEIGHTS_DIR / "default.pt")["meta"]
+    assert meta["arch"] == shipped["arch"] and int(meta["size"]) == int(shipped["size"])
+    assert meta["model_hash"] == shipped["model_hash"]
 
 
 def test_export_rejects_bad_options(tmp_path):

@@ -46,7 +46,13 @@ def test_headless_run_with_all_outputs(shared_data, tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 6 and summary["stopped"] == "max_frames"
-    assert summary["trained"] is False and "UNTRAINED" in summary["weights"]
+    from recon_cli.pipeline.encoder_source import default_weights
+
+    shipped = default_weights("torch")
+    if shipped is None:
+        assert summary["trained"] is False and "UNTRAINED" in summary["weights"]
+    else:  # the shipped default encoder is used, and the summary says which file
+        assert summary["trained"] is True and str(shipped) in summary["weights"]
     assert summary["fps"] > 0 and {"landmarks", "encoder", "mesh", "render", "write"} <= set(summary["ms_per_frame"])
     # every frame accounted for in the JSONL, in order; faces carry coefficients, pose and landmarks
     lines = [json.loads(line) for line in (out / "coeffs.jsonl").read_text().splitlines()]
