@@ -32,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from recon_cli.atomic import default_file_mode
 from recon_cli.errors import InputError
 
 
@@ -39,6 +40,7 @@ def _tmp_beside(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, default_file_mode())  # mkstemp's 0600 would survive the final rename
     return Path(tmp)
 
 
@@ -168,7 +170,7 @@ class RunOutputs:
         return self.summary()
 
     def _save_npz(self) -> None:
-        from recon_cli.atomic import atomic_path
+        from recon_cli.atomic import default_file_mode, atomic_path
 
         d, total = self._npz, (self.layout.total if self.layout else 0)
         arrays = {
