@@ -170,7 +170,7 @@ class RunOutputs:
         return self.summary()
 
     def _save_npz(self) -> None:
-        from recon_cli.atomic import default_file_mode, atomic_path
+        from recon_cli.atomic import atomic_path
 
         d, total = self._npz, (self.layout.total if self.layout else 0)
         arrays = {
