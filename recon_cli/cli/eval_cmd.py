@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from recon_cli.cli.common import Backend
+
 eval_app = typer.Typer(help="Evaluate a model on a benchmark (table + --json/--csv files).", no_args_is_help=True)
 
 
@@ -25,13 +27,6 @@ class Crop(str, Enum):
 class Landmarks(str, Enum):
     original = "original"
     reannotated = "reannotated"
-
-
-class Backend(str, Enum):
-    auto = "auto"
-    torch = "torch"
-    onnx = "onnx"
-    tensorrt = "tensorrt"
 
 
 @eval_app.command("aflw2000")

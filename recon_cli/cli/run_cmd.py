@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
+from recon_cli.cli.common import Backend
 from recon_cli.cli.groups import bench_app
 
 console = Console(stderr=True)
-
-
-class Backend(str, Enum):
-    auto = "auto"
-    torch = "torch"
-    onnx = "onnx"
-    tensorrt = "tensorrt"
 
 
 def _untrained_onnx(arch: str, model, checkpoint: Path | None = None) -> Path:
