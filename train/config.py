@@ -38,6 +38,12 @@ class DataConfig:
     workers: int = 0  # DataLoader worker processes (0 = load in the main process)
     drop_last: bool = True  # drop the last partial batch of an epoch (kept if it is the only one)
     use_pts21: bool = True  # pass the manual 21-point labels (extra.pts21) to the losses when present
+    # Augmentation (train split only; train.augment). The paper is silent: defaults are
+    # Deep3DFaceRecon's PyTorch training values. 0 switches each off.
+    aug_shift: float = 10.0  # random shift, ± px at a 224 crop
+    aug_scale: float = 0.1  # random scale 1 ± this
+    aug_rotate: float = 10.0  # random in-plane rotation, ± degrees
+    aug_flip: float = 0.5  # probability of a horizontal mirror (landmarks renumbered)
     w_skin: float = 1.0  # photometric region weights (mask labels 1..4)
     w_eyes: float = 1.5
     w_nose: float = 1.5
@@ -52,6 +58,7 @@ class ModelConfig:
     arch: str = "resnet50"  # encoder architecture, see recon_cli.encoders.build_encoder
     n_light: int = 9  # 9 = white SH light (paper), 27 = RGB
     pretrained: str = ""  # optional ImageNet backbone weights (torchvision-format state dict)
+    init: str = ""  # fine-tune: start the whole encoder from this recon checkpoint (new optimiser, step 0)
 
 
 @dataclass
@@ -88,7 +95,9 @@ class LossConfig:
     w_fre: float = 0.1
     wing_w: float = 10.0
     wing_eps: float = 2.0
-    w_pts21: float = 0.0  # weight of the extra wing term on manual 21-point labels (0 = off)
+    # Not in the paper (off by default): a wing term on the manual AFLW 21-point labels, visible
+    # points only, through train.pts21. The shipped model uses 2.4e-3 × 68, the 68-point weight.
+    w_pts21: float = 0.0
     reg_id: float = 1e-4
     reg_exp: float = 0.8e-4
     reg_tex: float = 1e-1
@@ -111,6 +120,8 @@ class OptimConfig:
     epochs: int = 20
     max_steps: int = 0  # stop after this many optimiser steps; > 0 overrides epochs (0 = run all epochs)
     grad_clip: float = 0.0  # max gradient L2 norm (0 = off)
+    lr_schedule: str = "constant"  # constant (the paper) | cosine (decay to lr_final × lr over the run)
+    lr_final: float = 0.05  # cosine: final learning rate as a fraction of optim.lr
 
 
 @dataclass
@@ -202,10 +213,16 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         ("optim.batch_size", cfg.optim.batch_size >= 1, "a positive batch size"),
         ("optim.lr", cfg.optim.lr > 0, "a positive learning rate"),
         ("optim.epochs", cfg.optim.epochs >= 1 or cfg.optim.max_steps > 0, "epochs ≥ 1 or max_steps > 0"),
+        ("optim.lr_schedule", cfg.optim.lr_schedule in ("constant", "cosine"), "constant or cosine"),
+        ("optim.lr_final", 0.0 <= cfg.optim.lr_final <= 1.0, "a fraction in [0, 1]"),
         ("run.amp", cfg.run.amp in ("auto", "off", "bf16", "fp16"), "auto, off, bf16 or fp16"),
         ("model.n_light", cfg.model.n_light in (9, 27), "9 (white) or 27 (RGB)"),
         ("losses.fre_amplitude", cfg.losses.fre_amplitude in ("complex", "amplitude"), "complex or amplitude"),
         ("run.save_every", cfg.run.save_every >= 0, "≥ 0"),
+        ("data.aug_flip", 0.0 <= cfg.data.aug_flip <= 1.0, "a probability in [0, 1]"),
+        ("data.aug_scale", 0.0 <= cfg.data.aug_scale < 1.0, "a fraction in [0, 1)"),
+        ("data.aug_shift", cfg.data.aug_shift >= 0, "≥ 0 px"),
+        ("data.aug_rotate", cfg.data.aug_rotate >= 0, "≥ 0 degrees"),
     ]
     for key, ok, want in checks:
         if not ok:

@@ -33,6 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from recon_cli.errors import InputError
+from train.augment import AugmentSettings, apply, random_transform
 
 log = logging.getLogger("recon.train.data")
 
@@ -91,9 +92,11 @@ class FaceDataset(Dataset):
 
     def __init__(self, root: str | Path, entries: list[dict[str, Any]], size: int,
                  label_weights: tuple[float, float, float, float] = (1.0, 1.5, 1.5, 1.2),
-                 src_size: int | None = None, use_pts21: bool = True):
+                 src_size: int | None = None, use_pts21: bool = True, augment: AugmentSettings | None = None,
+                 seed: int = 0):
         self.root, self.entries, self.size = Path(root), entries, int(size)
         self.src_size, self.use_pts21 = src_size, use_pts21
+        self.augment, self.seed = augment if augment is not None and augment.active else None, int(seed)
         self.lut = np.array([0.0, *label_weights], dtype=np.float32)  # label → weight
         self._warned: set[int] = set()
         self.n_bad = 0
@@ -101,10 +104,13 @@ class FaceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def __getitem__(self, i: int) -> dict[str, Any] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
+        """``dataset[i]``: sample i as stored; ``dataset[(i, epoch)]``: augmented (when the
+        dataset has augmentation settings) with the transform drawn for that sample and epoch."""
+        i, epoch = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), None)
         e = self.entries[i]
         try:
-            return self._load(i, e)
+            return self._load(i, e, epoch)
         except BadSample as err:
             if i not in self._warned:
                 self._warned.add(i)
@@ -112,7 +118,7 @@ class FaceDataset(Dataset):
                 log.warning("skipping bad sample %s: %s", err.file, err.reason)
             return None
 
-    def _load(self, i: int, e: dict[str, Any]) -> dict[str, Any]:
+    def _load(self, i: int, e: dict[str, Any], epoch: int | None = None) -> dict[str, Any]:
         crop_path, mask_path = self.root / str(e.get("crop", "")), self.root / str(e.get("mask", ""))
         img = cv2.imread(str(crop_path), cv2.IMREAD_COLOR) if crop_path.is_file() else None
         if img is None:
@@ -139,14 +145,20 @@ class FaceDataset(Dataset):
         if src != self.size:
             img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
             labels = cv2.resize(labels, (self.size, self.size), interpolation=cv2.INTER_NEAREST)
+        lm = lm * s
+        pts21 = pts21 * s if pts21 is not None else np.full((21, 2), np.nan)
+        if self.augment is not None and epoch is not None:
+            M, flip = random_transform(np.random.default_rng([self.seed, epoch, i]), self.size, self.augment)
+            img, labels, p = apply(img, labels, {"lm68": lm, "pts21": pts21}, M, flip)
+            lm, pts21 = p["lm68"], p["pts21"]
         rgb = np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1), dtype=np.float32) / 255.0
         labels = labels.astype(np.int64)
         return {
             "image": torch.from_numpy(rgb),
             "face_mask": torch.from_numpy((labels > 0).astype(np.float32)[None]),
             "region_weight": torch.from_numpy(self.lut[labels][None]),
-            "lm68": torch.from_numpy((lm * s).astype(np.float32)),
-            "pts21": torch.from_numpy((pts21 * s if pts21 is not None else np.full((21, 2), np.nan)).astype(np.float32)),
+            "lm68": torch.from_numpy(lm.astype(np.float32)),
+            "pts21": torch.from_numpy(pts21.astype(np.float32)),
             "index": i,
         }
 
@@ -201,11 +213,12 @@ class ResumableBatchSampler:
     """
 
     def __init__(self, indices: list[int], batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
-                 shuffle: bool = True, drop_last: bool = True):
+                 shuffle: bool = True, drop_last: bool = True, tag_epoch: bool = False):
         if not indices:
             raise InputError("the training split is empty", hint="use more samples or a smaller data.val_fraction")
         self.indices, self.batch_size, self.seed = list(indices), int(batch_size), int(seed)
         self.rank, self.world, self.shuffle = rank, world, shuffle
+        self.tag_epoch = tag_epoch  # yield (index, epoch) pairs: per-epoch augmentation draws
         per_rank = math.ceil(len(self.indices) / world)
         # drop the last partial batch unless it is the only one (tiny datasets)
         self.drop_last = drop_last and per_rank >= batch_size
@@ -226,5 +239,7 @@ class ResumableBatchSampler:
         mine = idx[self.rank::self.world].tolist()
         return [mine[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
 
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self.epoch_batches(self.state.epoch)[self.state.batch:]
+    def __iter__(self) -> Iterator[list[int] | list[tuple[int, int]]]:
+        e = self.state.epoch
+        for b in self.epoch_batches(e)[self.state.batch:]:
+            yield [(i, e) for i in b] if self.tag_epoch else b

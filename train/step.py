@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from train.pts21 import mask_unused, project21
+
 REF_SIZE = 224
 
 
@@ -27,6 +29,8 @@ class Objective:
 
     ``renderer(coeffs) -> RenderOutput`` (image ``(B,3,S,S)``, mask ``(B,1,S,S)``, landmarks
     ``(B,68,2)`` crop px); ``losses(batch, render_out, coeffs) -> dict`` with ``total``.
+    When the batch carries ``pts21`` the output also gets ``pts21 (B,21,2)``, the AFLW points
+    predicted from the landmarks (:mod:`train.pts21`).
     """
 
     renderer: Any
@@ -35,6 +39,11 @@ class Objective:
 
     def __call__(self, coeffs: torch.Tensor, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any]:
         out = self.renderer(coeffs.float())
+        if batch.get("pts21") is not None:
+            # AFLW manual labels: predicted points from the 68 landmark vertices; the labels the
+            # model cannot express (ears) become invisible (train.pts21)
+            out.pts21 = project21(out.landmarks)
+            batch = {**batch, "pts21": mask_unused(batch["pts21"])}
         return self.losses(batch, out, coeffs.float(), self.size), out
 
 
@@ -61,3 +70,13 @@ def landmark_error(pred: torch.Tensor, target: torch.Tensor, size: int) -> tuple
     wh = target.amax(1) - target.amin(1)
     norm = (wh[:, 0] * wh[:, 1]).clamp_min(1e-6).sqrt()
     return d * (REF_SIZE / size), d / norm
+
+
+def pts21_error(pred21: torch.Tensor, target21: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean distance (px at 224) over the visible usable AFLW points, per sample ``(B,)``, and a
+    ``(B,)`` bool saying which samples have any such point. ``target21`` NaN = invisible."""
+    target21 = mask_unused(target21)
+    vis = ~torch.isnan(target21).any(-1)  # (B, 21)
+    d = torch.where(vis, (pred21 - torch.nan_to_num(target21)).norm(dim=-1), torch.zeros_like(vis, dtype=pred21.dtype))
+    n = vis.sum(1)
+    return d.sum(1) / n.clamp_min(1) * (REF_SIZE / size), n > 0

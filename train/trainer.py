@@ -38,6 +38,7 @@ from recon_cli.atomic import atomic_write_text
 from recon_cli.config import to_dict
 from recon_cli.errors import InputError
 from train import distributed as D
+from train.augment import AugmentSettings
 from train.checkpoint import load_training_checkpoint, rng_state, save_training_checkpoint, set_rng_state
 from train.config import TrainConfig, save_yaml, validate
 from train.data import FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids
@@ -46,7 +47,7 @@ from train.interrupt import stop_on_signals
 from train.objective import build_objective
 from train.progress import TrainProgress
 from train.runlog import RunLog
-from train.step import encode, landmark_error, to_device
+from train.step import encode, landmark_error, pts21_error, to_device
 
 log = logging.getLogger("recon.train")
 
@@ -86,11 +87,13 @@ class Trainer:
         if cfg.data.val_max > 0:
             val_idx = val_idx[: cfg.data.val_max]
         d = cfg.data
+        aug = AugmentSettings(shift=d.aug_shift, scale=d.aug_scale, rotate=d.aug_rotate, flip=d.aug_flip)
         self.dataset = FaceDataset(cfg.data.path, entries, d.size, (d.w_skin, d.w_eyes, d.w_nose, d.w_mouth),
-                                   use_pts21=d.use_pts21)
+                                   use_pts21=d.use_pts21, augment=aug, seed=cfg.run.seed)
         self.header, self.train_idx, self.val_idx = header, train_idx, val_idx
         self.sampler = ResumableBatchSampler(train_idx, cfg.optim.batch_size, seed=cfg.run.seed,
-                                             rank=self.dist.rank, world=self.dist.world, drop_last=d.drop_last)
+                                             rank=self.dist.rank, world=self.dist.world, drop_last=d.drop_last,
+                                             tag_epoch=aug.active)
         self.loader_gen = torch.Generator().manual_seed(cfg.run.seed)
         self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=d.workers,
                                  collate_fn=collate_skip_bad, pin_memory=self.device.type == "cuda",
@@ -106,6 +109,8 @@ class Trainer:
         self.encoder = build_encoder(cfg.model.arch, self.layout, d.size).to(self.device)
         if cfg.model.pretrained and not cfg.run.resume:
             _load_pretrained(self.encoder, cfg.model.pretrained)
+        if cfg.model.init and not cfg.run.resume:
+            _load_init(self.encoder, cfg.model.init, cfg.model.arch, self.layout)
         self.objective = build_objective(cfg, self.model, self.layout, self.device, header)
         o = cfg.optim
         self.optimizer = torch.optim.Adam(self.encoder.parameters(), lr=o.lr, betas=(o.beta1, o.beta2),
@@ -260,6 +265,9 @@ class Trainer:
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.encoder.parameters(), self.cfg.optim.grad_clip)
+        lr = learning_rate(self.cfg.optim, self.step, self.total_steps)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
         self.scaler.step(self.optimizer)
         self.scaler.update()
         out = {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
@@ -299,7 +307,7 @@ class Trainer:
         if self.dist.is_main and self.val_idx:
             self.encoder.eval()
             bs = self.cfg.optim.batch_size
-            px, nme, terms, n = [], [], {}, 0
+            px, nme, p21, terms, n = [], [], [], {}, 0
             for i in range(0, len(self.val_idx), bs):
                 batch = collate_skip_bad([self.dataset[j] for j in self.val_idx[i:i + bs]])
                 if batch is None:
@@ -309,6 +317,9 @@ class Trainer:
                 losses, out = self.objective(coeffs, batch)
                 e_px, e_nme = landmark_error(out.landmarks, batch["lm68"], self.cfg.data.size)
                 px.append(e_px), nme.append(e_nme)
+                if getattr(out, "pts21", None) is not None:
+                    e21, has21 = pts21_error(out.pts21, batch["pts21"], self.cfg.data.size)
+                    p21.append(e21[has21])
                 b = batch["image"].shape[0]
                 for k, v in losses.items():
                     terms[k] = terms.get(k, 0.0) + float(v) * b
@@ -318,6 +329,8 @@ class Trainer:
             self.encoder.train()
             if n:
                 result = {"lm_px": float(torch.cat(px).mean()), "nme": float(torch.cat(nme).mean()), "n": n,
+                          # vs the manual AFLW labels (visible points, ears excepted) where present
+                          **({"pts21_px": float(torch.cat(p21).mean())} if p21 and torch.cat(p21).numel() else {}),
                           **{(k if k.startswith("coef_rms/") else f"loss/{k}"):
                              (math.sqrt(v / n) if k.startswith("coef_rms/") else v / n) for k, v in terms.items()}}
                 self.best_val = min(self.best_val, result["nme"])
@@ -366,3 +379,33 @@ def _load_pretrained(encoder: torch.nn.Module, path: str) -> None:
     from recon_cli.encoders import load_pretrained
 
     load_pretrained(encoder, path)
+
+
+def _load_init(encoder: torch.nn.Module, path: str, arch: str, layout) -> None:
+    """Copy a recon checkpoint's encoder weights (``recon train`` last.pt, a shipped fp16 file)
+    into ``encoder``; raises :class:`InputError` when the architecture or layout differs."""
+    from recon_cli.encoders.registry import read_checkpoint
+
+    ck = read_checkpoint(path)
+    meta = ck["meta"]
+    if meta.get("arch") != arch:
+        raise InputError(f"--init {path} is a {meta.get('arch')} encoder, this run trains {arch}",
+                         hint=f"pass --arch {meta.get('arch')} or another checkpoint")
+    want = encoder.state_dict()
+    state = {k: v.to(want[k].dtype) if k in want else v for k, v in ck["state_dict"].items()}
+    try:
+        encoder.load_state_dict(state)
+    except RuntimeError as e:
+        raise InputError(f"--init {path} does not fit this encoder ({layout.total} coefficients): {str(e)[:300]}",
+                         hint="fine-tune from a checkpoint trained with the same morphable model and n_light") from None
+    log.info("initialised the encoder from %s", path)
+
+
+def learning_rate(o, step: int, total: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) of ``total``: ``optim.lr`` constant
+    (the paper), or ``cosine`` from ``optim.lr`` down to ``optim.lr_final`` × lr at the last step.
+    A function of the step alone, so a resumed run continues the same schedule."""
+    if o.lr_schedule == "cosine" and total > 1:
+        t = min(max(step, 0), total - 1) / (total - 1)
+        return o.lr * (o.lr_final + (1.0 - o.lr_final) * 0.5 * (1.0 + math.cos(math.pi * t)))
+    return o.lr

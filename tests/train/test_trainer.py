@@ -22,6 +22,10 @@ from train.trainer import Trainer, train
 FAST = ["data.size=64", "model.arch=mobilenet_v3_small", "run.progress=false", "run.deterministic=true",
         "run.threads=1", "losses.enabled=[photo,wing,reg,fre]", "run.val_every=0", "run.grid_every=0"]
 
+# the fitting tests compare first and last batch losses of the same 6 faces: no augmentation there
+# (the resume test keeps it on, so augmented runs are also checked to resume bit for bit)
+NO_AUG = ["data.aug_shift=0", "data.aug_scale=0", "data.aug_rotate=0", "data.aug_flip=0"]
+
 
 @pytest.fixture(scope="module")
 def tiny(shared_data, tmp_path_factory):
@@ -35,7 +39,7 @@ def make_cfg(data, project, name, *extra):
 def test_tiny_run_loss_decreases_and_writes_outputs(tiny, tmp_path):
     # full-batch steps on the 6 training faces with every loss (the real MobileFaceNet for `per`)
     cfg = make_cfg(tiny, tmp_path, "fit", "data.val_fraction=0.25", "optim.batch_size=6", "optim.max_steps=8",
-                   "run.save_every=4", "run.keep_steps=true", "losses.enabled=[photo,wing,per,reg,fre]")
+                   "run.save_every=4", "run.keep_steps=true", "losses.enabled=[photo,wing,per,reg,fre]", *NO_AUG)
     s = train(cfg)
     assert s["step"] == 8 and not s["interrupted"] and s["skipped_batches"] == 0
     rows = read_log(tmp_path / "fit", "train")
@@ -69,7 +73,7 @@ def test_tiny_run_loss_decreases_and_writes_outputs(tiny, tmp_path):
 def test_landmark_loss_alone_fits_the_landmarks(tiny, tmp_path):
     """Wing only: gradients reach pose/shape through the projected landmarks."""
     train(make_cfg(tiny, tmp_path, "wing", "data.val_fraction=0.25", "optim.batch_size=6", "optim.max_steps=8",
-                   "losses.enabled=[wing]"))
+                   "losses.enabled=[wing]", *NO_AUG))
     rows = read_log(tmp_path / "wing", "train")
     assert set(rows[0]) >= {"loss/wing", "loss/total"} and "loss/photo" not in rows[0]
     assert rows[-1]["loss/wing"] < 0.95 * rows[0]["loss/wing"]
@@ -181,3 +185,28 @@ def test_cuda_amp_run(tiny, tmp_path, amp):
     assert s["step"] == 4 and s["nonfinite_batches"] == 0
     st = torch.load(tmp_path / f"cuda_{amp}" / "checkpoints" / "last.pt", weights_only=True)["extra"]["train_state"]
     assert (st["scaler"] is not None) == (amp == "fp16")
+
+
+def test_cosine_schedule_and_the_paper_constant():
+    from train.trainer import learning_rate
+
+    o = load_config(None, ["optim.lr=1e-3", "optim.lr_schedule=cosine", "optim.lr_final=0.1"]).optim
+    lrs = [learning_rate(o, s, 11) for s in range(11)]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert learning_rate(load_config().optim, 5, 11) == 1e-4  # default: constant, the paper's lr
+    with pytest.raises(InputError, match="lr_schedule"):
+        load_config(None, ["optim.lr_schedule=step"])
+
+
+def test_init_starts_a_new_run_from_a_checkpoint(tiny, tmp_path):
+    common = ["data.val_fraction=0.25", "optim.batch_size=6"]
+    train(make_cfg(tiny, tmp_path, "base", "optim.max_steps=2", *common))
+    ck = tmp_path / "base" / "checkpoints" / "last.pt"
+    t = Trainer(make_cfg(tiny, tmp_path, "ft", f"model.init={ck}", *common))
+    saved = torch.load(ck, weights_only=True)["state_dict"]
+    assert t.step == 0
+    for k, v in t.encoder.state_dict().items():
+        assert torch.equal(v, saved[k].to(v.dtype)), k
+    with pytest.raises(InputError, match="mobilenet_v3_small encoder"):
+        Trainer(make_cfg(tiny, tmp_path, "ft2", f"model.init={ck}", "model.arch=resnet18", *common))
