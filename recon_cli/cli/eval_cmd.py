@@ -24,6 +24,11 @@ class Crop(str, Enum):
     both = "both"
 
 
+class GtAlign(str, Enum):
+    mesh = "mesh"
+    box = "box"
+
+
 class Landmarks(str, Enum):
     original = "original"
     reannotated = "reannotated"
@@ -53,6 +58,9 @@ def aflw2000(
     min_iou: float = typer.Option(0.25, "--min-iou", min=0.0, max=1.0, help="--crop detector: a detected face whose "
                                   "landmark box overlaps the annotated face's ground-truth box less than this is a miss."),
     threads: Optional[int] = typer.Option(None, "--threads", help="encoder CPU threads."),
+    gt_align: GtAlign = typer.Option(GtAlign.mesh, "--gt-align", help="--method recon on a ground-truth box (--crop gt, "
+                                     "and detector misses): mesh = FaceMesh landmark model on the box gives the 5 "
+                                     "alignment points (as in training); box = place the box like a frontal face's, no landmarks."),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar."),
 ) -> None:
     """AFLW2000-3D landmark NME (%) by |yaw| bin, the protocol of 3DDFA / PRNet / 3DDFA-V2.
@@ -73,7 +81,7 @@ def aflw2000(
     console = Console()
     dataset = Aflw2000(data, landmarks=landmarks.value)
     crops = ["detector", "gt"] if crop == Crop.both else [crop.value]
-    predictor, extra = _make_predictor(method, weights, backend, threads)
+    predictor, extra = _make_predictor(method, weights, backend, threads, gt_align)
     results = []
     try:
         for c in crops:
@@ -95,7 +103,8 @@ def aflw2000(
             console.print(f"wrote {write_worst_grid(r, report)}")
 
 
-def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int]):
+def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],
+                    gt_align: GtAlign = GtAlign.mesh):
     from recon_cli.eval import predictors
 
     if method == Method.mediapipe:
@@ -103,7 +112,7 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
     w = weights or predictors.default_weights()
     if w is None:
         raise predictors.no_weights_error()
-    return predictors.ReconPredictor(w, backend=backend.value, threads=threads), {}
+    return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value), {}
 
 
 def register(app: typer.Typer) -> None:

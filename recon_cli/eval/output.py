@@ -62,7 +62,7 @@ def print_table(results: list[EvalResult], console=None, published: bool = True)
     for res in results:
         st = res.settings
         keys = [k for k in ("data", "method", "crop", "landmarks", "yaw_source", "min_iou", "weights", "backend",
-                            "box_in_crop", "limit") if st.get(k) is not None]
+                            "gt_align", "limit") if st.get(k) is not None]
         console.print("  ".join(f"[dim]{k}[/]={st[k]}" for k in keys), highlight=False)
     if published:
         console.print("[dim]published = figures printed by their authors on all 2,000 images (see "

@@ -139,18 +139,26 @@ class ReconPredictor:
     MediaPipe detection → 5 points → similarity alignment → encoder → coefficients → the model's
     68 landmark vertices projected and mapped back to original px (``dense=False``).
 
-    ``predict_gt_box`` aligns with the virtual 5 points of :func:`recon_cli.eval.crops.virtual_five_points`
-    (crop from the ground-truth box only, see :mod:`recon_cli.eval.crops`).
+    ``predict_gt_box`` (the 3DDFA protocol and detector misses) sees only the ground-truth ROI box
+    and aligns by ``gt_align``:
+
+    * ``"mesh"`` (default): MediaPipe's FaceMesh landmark model on the ROI box (no detector, as the
+      ``mediapipe`` baseline does) gives the 5 points, then the usual similarity alignment. The crop
+      is made the way ``recon prep`` made every training crop, profiles included.
+    * ``"box"``: no landmarks at all; the virtual 5 points of
+      :func:`recon_cli.eval.crops.virtual_five_points` place the box where a frontal mean face's box
+      would be. On profiles this crop differs from the training crops (measured in the README).
 
     Args:
         weights: ``.pt`` / ``.onnx`` / ``.engine`` (:func:`recon_cli.backends.load_backend`).
         model: the morphable model the encoder was trained for (default: the shipped one).
+        gt_align: ``"mesh"`` or ``"box"`` (above).
     """
 
     name = "recon"
 
     def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
-                 model=None):
+                 model=None, gt_align: str = "mesh"):
         from recon_cli.backends import load_backend
         from recon_cli.eval.crops import canonical_box_in_crop
         from recon_cli.face.align import template
@@ -167,16 +175,25 @@ class ReconPredictor:
         self._target5 = template(self._rec.align_cfg)
         self._box = canonical_box_in_crop(model, self._rec.cam)
         self._lm = FaceLandmarker(LandmarkerConfig(static=True, max_faces=max_faces))
+        if gt_align not in ("mesh", "box"):
+            raise InputError(f"gt_align must be mesh or box, got {gt_align!r}", hint="--gt-align mesh|box")
+        self.gt_align = gt_align
+        self._roi = RoiFaceMesh() if gt_align == "mesh" else None
         self._faces: dict[int, Any] = {}
         self._meta = {k: enc.meta.get(k) for k in ("arch", "size", "model_name", "precision")}
         self._backend_kind = getattr(enc, "name", backend)
 
     def close(self) -> None:
         self._lm.close()
+        if self._roi is not None:
+            self._roi.close()
 
     def settings(self) -> dict[str, Any]:
         return {"weights": str(self.weights), "backend": self._backend_kind, "encoder": self._meta,
                 "align": dict(self._rec.align_cfg.__dict__),
+                "gt_align": self.gt_align,
+                "gt_align_detail": ("FaceMesh landmark model on the 3DDFA ROI box -> 5 points -> alignment"
+                                    if self.gt_align == "mesh" else "box only: virtual 5 points (no landmarks)"),
                 "box_in_crop": [round(float(v), 4) for v in self._box],
                 "box_in_crop_source": "model mean landmarks projected at zero pose by the crop camera"}
 
@@ -200,5 +217,9 @@ class ReconPredictor:
 
     def predict_gt_box(self, image_bgr: np.ndarray, gt68: np.ndarray) -> np.ndarray:
         from recon_cli.eval.crops import virtual_five_points
+        from recon_cli.face.landmarks68 import five_from_68, mesh_to_68
 
+        if self._roi is not None:
+            mesh = self._roi.mesh(np.ascontiguousarray(image_bgr[..., ::-1]), roi_box_from_landmarks(gt68))
+            return self._run(image_bgr, five_from_68(mesh_to_68(mesh)))
         return self._run(image_bgr, virtual_five_points(gt68, self._target5, self._box))

@@ -55,3 +55,36 @@ def test_recon_method_runs_end_to_end(onnx_encoder, shared_data, tmp_path, capsy
     for r in runs:
         assert r["settings"]["method"] == "recon" and r["settings"]["backend"].startswith("onnx")
         assert r["summary"]["n"] == 4 and all(np.isfinite(x["nme_pct"]) for x in r["per_image"])
+
+
+@pytest.mark.data
+def test_gt_align_mesh_aligns_like_the_detector_on_a_frontal_face(onnx_encoder, shared_data):
+    """``gt_align="mesh"``: the FaceMesh model on the GT ROI box gives the same 5 alignment points
+    as the full detector pipeline (a few % of the eye distance) on a near-frontal face; ``box``
+    places the box without landmarks and differs."""
+    import cv2
+
+    from recon_cli.eval.aflw2000_data import Aflw2000
+    from recon_cli.eval.predictors import ReconPredictor
+
+    ds = Aflw2000(shared_data / "aflw2000-3d")
+    sample = next(s for s in ds.samples() if abs(s.yaw_deg) < 15)
+    img = cv2.imread(str(sample.image_path))
+    used: dict[str, np.ndarray] = {}
+    for mode in ("mesh", "box"):
+        p = ReconPredictor(onnx_encoder, gt_align=mode)
+        run = p._run
+        p._run = lambda image, lm5, _m=mode, _r=run: (used.__setitem__(_m, np.asarray(lm5)), _r(image, lm5))[1]
+        try:
+            assert p.settings()["gt_align"] == mode
+            pred = p.predict_gt_box(img, sample.gt68)
+            assert pred.shape == (2, 68) and np.isfinite(pred).all()
+            if mode == "mesh":
+                faces = p.detect(img)
+                det5 = p._faces[id(faces[0])].lm5
+        finally:
+            p.close()
+    eye = np.linalg.norm(det5[0] - det5[1])
+    d_mesh = np.linalg.norm(used["mesh"] - det5, axis=1)  # (5,) px; measured 1–9 % of the eye distance
+    assert d_mesh.mean() < 0.06 * eye and d_mesh.max() < 0.15 * eye
+    assert np.linalg.norm(used["box"] - used["mesh"], axis=1).mean() > 0.02 * eye
