@@ -38,6 +38,7 @@ class DataConfig:
     workers: int = 0  # DataLoader worker processes (0 = load in the main process)
     drop_last: bool = True  # drop the last partial batch of an epoch (kept if it is the only one)
     use_pts21: bool = True  # pass the manual 21-point labels (extra.pts21) to the losses when present
+    fallback_lm68: bool = True  # use the 68 points of `recon prep --roi-fallback` faces in the wing loss
     # Augmentation (train split only; train.augment). The paper is silent: defaults are
     # Deep3DFaceRecon's PyTorch training values. 0 switches each off.
     aug_shift: float = 10.0  # random shift, ± px at a 224 crop

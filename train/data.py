@@ -10,6 +10,9 @@ A sample (dict, one face; ``S`` = ``data.size``):
 * ``lm68``: ``(68, 2) float32`` detected landmarks, crop pixels at size S (x right, y down,
   origin at the top-left corner of the top-left pixel);
 * ``pts21``: ``(21, 2) float32`` manual labels in crop px at size S, NaN where invisible or absent;
+* ``lm68_weight``: ``(68,) float32`` weight of each detected landmark in the wing loss: 1, or 0
+  when ``data.fallback_lm68`` is false and ``recon prep --roi-fallback`` fitted the face without a
+  detection (profiles, where MediaPipe's points are least reliable; the manual labels remain);
 * ``index``: int, position in the dataset (for logging).
 
 Bad samples (missing/corrupt crop or mask, NaN/out-of-range landmarks) are logged once with the
@@ -93,10 +96,11 @@ class FaceDataset(Dataset):
     def __init__(self, root: str | Path, entries: list[dict[str, Any]], size: int,
                  label_weights: tuple[float, float, float, float] = (1.0, 1.5, 1.5, 1.2),
                  src_size: int | None = None, use_pts21: bool = True, augment: AugmentSettings | None = None,
-                 seed: int = 0):
+                 seed: int = 0, fallback_lm68: bool = True):
         self.root, self.entries, self.size = Path(root), entries, int(size)
         self.src_size, self.use_pts21 = src_size, use_pts21
         self.augment, self.seed = augment if augment is not None and augment.active else None, int(seed)
+        self.fallback_lm68 = bool(fallback_lm68)
         self.lut = np.array([0.0, *label_weights], dtype=np.float32)  # label → weight
         self._warned: set[int] = set()
         self.n_bad = 0
@@ -159,6 +163,8 @@ class FaceDataset(Dataset):
             "region_weight": torch.from_numpy(self.lut[labels][None]),
             "lm68": torch.from_numpy(lm.astype(np.float32)),
             "pts21": torch.from_numpy(pts21.astype(np.float32)),
+            "lm68_weight": torch.full((68,), 0.0 if not self.fallback_lm68 and (e.get("extra") or {}).get(
+                "face_source") == "roi-fallback" else 1.0),
             "index": i,
         }
 
@@ -183,13 +189,14 @@ def _points(value, n: int) -> np.ndarray | None:
 def collate_skip_bad(samples: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     """Stack samples, dropping the ``None`` (bad) ones; ``None`` when none is left.
 
-    Returns ``image (B,3,S,S)``, ``face_mask``/``region_weight (B,1,S,S)``, ``lm68 (B,68,2)``,
+    Returns ``image (B,3,S,S)``, ``face_mask``/``region_weight (B,1,S,S)``, ``lm68 (B,68,2)``, ``lm68_weight (B,68)``,
     ``pts21 (B,21,2)``, ``index (B,) int64`` and ``n_bad`` (int, samples dropped).
     """
     good = [s for s in samples if s is not None]
     if not good:
         return None
-    out = {k: torch.stack([s[k] for s in good]) for k in ("image", "face_mask", "region_weight", "lm68", "pts21")}
+    out = {k: torch.stack([s[k] for s in good])
+           for k in ("image", "face_mask", "region_weight", "lm68", "lm68_weight", "pts21")}
     out["index"] = torch.tensor([s["index"] for s in good], dtype=torch.int64)
     out["n_bad"] = len(samples) - len(good)
     return out

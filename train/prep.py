@@ -49,6 +49,7 @@ class PrepOptions:
     parsing: str | None = None
     preview: int = 0
     min_detection_confidence: float = 0.3
+    roi_fallback: bool = False  # no detection → FaceMesh on the whole image as the face box (pre-cropped data)
     chunksize: int = 16
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -145,7 +146,12 @@ def _init_worker(opts: PrepOptions, out: str) -> None:
     cfg = FrontEndConfig(landmarker=LandmarkerConfig(static=True, max_faces=4,
                                                      min_detection_confidence=opts.min_detection_confidence),
                          align=AlignConfig(size=opts.size, scale=opts.align_scale, border=opts.border))
-    _W.update(fe=FaceFrontEnd(cfg), opts=opts, out=Path(out),
+    roi = None
+    if opts.roi_fallback:
+        from recon_cli.face.roi_mesh import RoiFaceMesh
+
+        roi = RoiFaceMesh(refine=cfg.landmarker.refine)
+    _W.update(fe=FaceFrontEnd(cfg), opts=opts, out=Path(out), roi=roi,
               pts21=Pts21Table(opts.pts21) if opts.pts21 else None,
               parser=_load_parser(opts.parsing) if opts.parsing else None)
 
@@ -170,6 +176,10 @@ def _process(item: tuple[str, str, str]) -> dict[str, Any]:
         except InputError as e:
             return {"id": sid, "source": rel, "skip": f"unreadable: {e.message}"}
         faces = _W["fe"].detect(img)
+        if not faces and _W.get("roi") is not None:
+            # pre-cropped data (AFLW crops): the image is the face box; the detector misses
+            # mostly profiles, which the landmark model still fits from the box
+            faces = [_W["roi"].face(img, np.array([0.0, 0.0, img.shape[1], img.shape[0]]))]
         if not faces:
             return {"id": sid, "source": rel, "skip": "no face"}
         face = max(faces, key=face_size)  # the largest face
@@ -193,6 +203,8 @@ def _process(item: tuple[str, str, str]) -> dict[str, Any]:
         atomic_write_bytes(out / mask_rel, encode_image(labels, ".png"))
         rec = {"id": sid, "source": rel, "crop": crop_rel, "mask": mask_rel, "lm68": pf.lm68,
                "score": face.score, "M": pf.M, "size_px": fs, "extra": extra}
+        if face.score == 0.0 and _W.get("roi") is not None:
+            rec["extra"]["face_source"] = "roi-fallback"
         return {"id": sid, "source": rel, "ok": rec}
     except Exception as e:  # noqa: BLE001 — one bad file must never stop the run
         return {"id": sid, "source": rel, "skip": f"error: {type(e).__name__}: {e}"}
@@ -253,6 +265,7 @@ def run_prep(src: str | Path, out: str | Path, opts: PrepOptions = PrepOptions()
                 man.write(fmt.json_line(res["ok"]))
                 man.flush()
                 counts["processed"] += 1
+                counts["roi_fallback"] += (res["ok"].get("extra") or {}).get("face_source") == "roi-fallback"
             else:
                 skp.write(json.dumps({"source": res["source"], "id": res["id"], "reason": res["skip"]}) + "\n")
                 skp.flush()
@@ -267,7 +280,9 @@ def run_prep(src: str | Path, out: str | Path, opts: PrepOptions = PrepOptions()
         "source": str(src), "out": str(out), "sources": len(items), "already_done": len(items) - len(todo),
         "processed": counts["processed"], "skipped": counts["skipped"], "skipped_by_reason": dict(reasons),
         "seconds": round(dt, 2), "images_per_s": round(attempted / dt, 2) if dt > 0 else None,
-        "detection_rate": round(1 - reasons["no face"] / detectable, 4) if detectable else None,
+        # faces the detector found (--roi-fallback faces are not detections)
+        "detection_rate": round(1 - (reasons["no face"] + counts["roi_fallback"]) / detectable, 4) if detectable else None,
+        "roi_fallback": counts["roi_fallback"],
         "options": {k: v for k, v in asdict(opts).items() if k != "extra"}, "workers": opts.workers,
     }
     atomic_write_text(out / fmt.REPORT, json.dumps(report, indent=2) + "\n")

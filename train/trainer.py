@@ -89,7 +89,8 @@ class Trainer:
         d = cfg.data
         aug = AugmentSettings(shift=d.aug_shift, scale=d.aug_scale, rotate=d.aug_rotate, flip=d.aug_flip)
         self.dataset = FaceDataset(cfg.data.path, entries, d.size, (d.w_skin, d.w_eyes, d.w_nose, d.w_mouth),
-                                   use_pts21=d.use_pts21, augment=aug, seed=cfg.run.seed)
+                                   use_pts21=d.use_pts21, augment=aug, seed=cfg.run.seed,
+                                   fallback_lm68=d.fallback_lm68)
         self.header, self.train_idx, self.val_idx = header, train_idx, val_idx
         self.sampler = ResumableBatchSampler(train_idx, cfg.optim.batch_size, seed=cfg.run.seed,
                                              rank=self.dist.rank, world=self.dist.world, drop_last=d.drop_last,

@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         pts21: Optional[Path] = typer.Option(None, "--pts21", help="AFLW pts21.npy (with roi_box.npy, list.txt beside it): attach the 21 manual points in crop px."),
         scale: float = typer.Option(1.0, "--scale", help="Face size factor in the crop (1 = the default model's mean face at the default camera)."),
         border: str = typer.Option("constant", "--border", help="Padding where the crop leaves the image: constant or replicate."),
+        roi_fallback: bool = typer.Option(False, "--roi-fallback", help="Pre-cropped images (e.g. AFLW crops): when the detector finds no face, fit the FaceMesh landmark model with the whole image as the face box (recovers profiles)."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this JSON file."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
@@ -41,7 +42,7 @@ def register(app: typer.Typer) -> None:
 
         Resumable: rerun with the same --out to continue (add --preview N to only redraw the preview); bad or face-less files are listed in DATASET/skipped.jsonl with the reason and never stop the run.
 
-        Example: recon prep ../shared/data/aflw-train/images --out data/aflw-prep --workers 2 --pts21 ../shared/data/aflw-train/pts21.npy --preview 32
+        Example: recon prep ../shared/data/aflw-train/images --out data/aflw-prep --workers 2 --pts21 ../shared/data/aflw-train/pts21.npy --roi-fallback --preview 32
         """  # noqa: E501
         from recon_cli.atomic import atomic_write_text
         from train.prep import PrepOptions, run_prep
@@ -50,12 +51,13 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--border {border!r}: expected constant or replicate")
         opts = PrepOptions(size=size, workers=workers, shard=_parse_shard(shard), min_size=min_size,
                            align_scale=scale, border=border, pts21=str(pts21) if pts21 else None,
-                           parsing=str(parsing) if parsing else None, preview=preview)
+                           parsing=str(parsing) if parsing else None, preview=preview, roi_fallback=roi_fallback)
         report = run_prep(src, out, opts, progress=not quiet)
         con = Console()
         con.print(f"[bold]processed[/] {report['processed']}  [bold]skipped[/] {report['skipped']} "
                   f"{report['skipped_by_reason'] or ''}  [bold]already done[/] {report['already_done']}")
-        con.print(f"{report['images_per_s']} images/s with {workers} worker(s); detection rate {report['detection_rate']}")
+        con.print(f"{report['images_per_s']} images/s with {workers} worker(s); detection rate {report['detection_rate']}"
+                  + (f"; {report['roi_fallback']} faces fitted from the whole image (--roi-fallback)" if roi_fallback else ""))
         con.print(f"dataset: {out}  (skipped files: {out / 'skipped.jsonl'})")
         if preview:
             con.print(f"preview: {out / 'preview.png'}")

@@ -122,3 +122,34 @@ def test_cli_prep(src, tmp_path):
     assert rep["sources"] == 3 and "processed" in res.output
     res = CliRunner().invoke(app, ["prep", str(src), "--out", str(out), "--shard", "x"])
     assert res.exit_code != 0
+
+
+def test_roi_fallback_recovers_profiles_the_detector_misses(shared_data, tmp_path):
+    """AFLW crops BlazeFace misses (profiles): skipped without --roi-fallback; with it, the FaceMesh
+    landmark model on the whole crop gives a face, marked as such, whose manual eye/mouth labels
+    land near its aligned landmarks; the trainer can drop its 68 points (data.fallback_lm68)."""
+    from train.data import FaceDataset, load_entries
+
+    aflw = shared_data / "aflw-train"
+    names = (aflw / "list.txt").read_text().split()
+    yaws = np.abs(np.load(aflw / "yaws.npy"))
+    lst = tmp_path / "profiles.txt"
+    profiles = np.flatnonzero((yaws > 75) & (yaws < 90))[:6]
+    lst.write_text("".join(f"{aflw / 'images' / names[k]}\n" for k in profiles))
+    plain = run_prep(lst, tmp_path / "plain", PrepOptions(), progress=False)
+    assert plain["skipped_by_reason"].get("no face", 0) >= 2
+    opts = PrepOptions(pts21=str(aflw / "pts21.npy"), roi_fallback=True)
+    rep = run_prep(lst, tmp_path / "fb", opts, progress=False)
+    assert rep["processed"] == 6 and rep["roi_fallback"] == plain["skipped_by_reason"]["no face"]
+    assert rep["detection_rate"] == plain["detection_rate"]
+    _, entries = load_entries(tmp_path / "fb")
+    fb = [i for i, e in enumerate(entries) if e["extra"].get("face_source") == "roi-fallback"]
+    assert len(fb) == rep["roi_fallback"]
+    for i in fb:  # visible mouth corners (AFLW 18/20) near the mesh's mouth corners in the crop
+        e = entries[i]
+        p, lm = np.array(e["extra"]["pts21"], float), np.array(e["lm68"], float)
+        for k, j in ((17, 48), (19, 54)):
+            if np.isfinite(p[k]).all():
+                assert np.linalg.norm(p[k] - lm[j]) < 40, (e["id"], k)  # px of the 224 crop
+    ds = FaceDataset(tmp_path / "fb", entries, 64, fallback_lm68=False)
+    assert ds[fb[0]]["lm68_weight"].sum() == 0 and FaceDataset(tmp_path / "fb", entries, 64)[fb[0]]["lm68_weight"].sum() == 68
