@@ -39,12 +39,15 @@ def _cpu_name() -> str:
 
 
 def _row(arch: str, backend: str, precision: str, batch: int, threads: int | None, t: dict[str, float],
-         parity: dict[str, Any] | None = None, device: str = "cpu") -> dict[str, Any]:
+         parity: dict[str, Any] | None = None, device: str = "cpu", gmac: float | None = None) -> dict[str, Any]:
     """One table/JSON row. Threads are in the environment line; ``device`` appears only for
-    non-CPU backends (CUDA), so the table fits a terminal."""
+    non-CPU backends (CUDA), so the table fits a terminal. ``gflop_s``: the achieved rate,
+    ``2 · gmac`` per image over the per-image latency (int8 rows: integer ops at the same count)."""
+    per_image_ms = t["median_ms"] / batch
     row = {"arch": arch, "backend": backend, "precision": precision, "batch": batch,
-           "median_ms": t["median_ms"], "p90_ms": t["p90_ms"], "per_image_ms": t["median_ms"] / batch,
+           "median_ms": t["median_ms"], "p90_ms": t["p90_ms"], "per_image_ms": per_image_ms,
            "images_per_s": 1e3 * batch / t["median_ms"],
+           "gflop_s": None if gmac is None else 2.0 * gmac / (per_image_ms / 1e3),
            "max_landmark_px": None if parity is None else parity.get("max_landmark_px"),
            "mean_landmark_px": None if parity is None else parity.get("mean_landmark_px")}
     if device != "cpu":
@@ -95,8 +98,12 @@ def bench_encoder(archs: list[str], batches: list[int], *, threads: int | None =
     trt_ok, trt_info = tensorrt_available()
     model = _model_for_bench()
     rows: list[dict[str, Any]] = []
+    from export.flops import encoder_gmac, gemm_gflops
+
     env = {**env_info("cpu"), "cpu": _cpu_name(), "threads": threads, "tensorrt": trt_info if trt_ok else "not available",
-           "morphable_model": model.name if model is not None else None}
+           "morphable_model": model.name if model is not None else None,
+           # the fp32 ceiling rows can be read against (export.flops)
+           "gemm_fp32_gflop_s": round(gemm_gflops(threads), 1)}
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="recon-bench-") as tmp:
         work = Path(workdir) if workdir else Path(tmp)
@@ -110,6 +117,8 @@ def bench_encoder(archs: list[str], batches: list[int], *, threads: int | None =
                 encoder, meta = load_encoder(None, arch=arch, untrained=True, model=model or _bfm_sized(), bn_crops=crops)
             name = meta["arch"]
             size = int(meta["size"])
+            gmac = encoder_gmac(encoder, size)
+            env[f"gmac_{name}@{size}"] = round(gmac, 3)
             parity_crops, calib_crops = crops[:16], (crops[16:] if len(crops) > 16 else crops)
             step(f"{name}: exporting ONNX")
             fp32_path = export_onnx(encoder, meta, work / f"{name}.onnx")
@@ -141,7 +150,7 @@ def bench_encoder(archs: list[str], batches: list[int], *, threads: int | None =
                     step(f"{name}: {kind} {precision} batch {b}")
                     x = rng.random((b, 3, size, size), dtype=np.float32)
                     t = time_fn(lambda: backend(x), warmup=warmup, repeat=repeat)
-                    rows.append(_row(name, kind, precision, b, threads, t, parity, device=str(device)))
+                    rows.append(_row(name, kind, precision, b, threads, t, parity, device=str(device), gmac=gmac))
             del encoder, ref
     return rows, env
 

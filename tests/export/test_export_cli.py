@@ -136,6 +136,9 @@ def test_bench_encoder_cli(tmp_path, shared_data):
     for row in rows:
         assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"]
         assert row["images_per_s"] == pytest.approx(1e3 * row["batch"] / row["median_ms"])
+        gmac = data["env"]["gmac_mobilenet_v3_small@224"]
+        assert row["gflop_s"] == pytest.approx(2 * gmac / (row["per_image_ms"] / 1e3), rel=5e-3)  # env gmac is rounded
+    assert data["env"]["gemm_fp32_gflop_s"] > 1
     int8 = next(row for row in rows if row["precision"] == "int8")
     assert int8["max_landmark_px"] is not None and int8["max_landmark_px"] > 0
     assert data["env"]["threads"] == 2 and data["env"]["tensorrt"] and data["env"]["cpu"]
