@@ -21,9 +21,5 @@ def test_encoder_gmac_matches_the_published_counts(arch, size, gmac):
     assert enc.training  # mode restored
 
 
-def test_gemm_rate_is_positive_and_restores_threads():
-    import torch
-
-    before = torch.get_num_threads()
+def test_gemm_rate_is_positive():
     assert gemm_gflops(1, n=256, repeat=2) > 0.1
-    assert torch.get_num_threads() == before
