@@ -8,8 +8,10 @@ Crop modes:
   **detector miss**: it is counted and reported, and that image is then predicted from the
   ground-truth box (as ``--crop gt``) so that every image has a prediction and the bins keep
   their size.
-* ``gt`` (the 3DDFA protocol): the crop is derived from the ground-truth landmark box only
-  (:mod:`recon_cli.eval.crops`).
+* ``gt`` (the 3DDFA protocol): the method is given the ground-truth landmark box only
+  (:mod:`recon_cli.eval.crops`); what it does inside the box is its own: the ``mediapipe``
+  baseline and ``recon`` (``--gt-align mesh``, default) run FaceMesh's landmark model in the box
+  for their points / 5 alignment points; ``recon --gt-align box`` uses no landmarks at all.
 
 The result keeps every per-image number (:class:`ImageResult`), the summary
 (:class:`recon_cli.eval.nme.NmeSummary`) and the settings, so JSON/CSV/report writers need
