@@ -336,7 +336,8 @@ class Trainer:
                              (math.sqrt(v / n) if k.startswith("coef_rms/") else v / n) for k, v in terms.items()}}
                 self.best_val = min(self.best_val, result["nme"])
                 self.runlog.write({"kind": "val", "step": self.step, **result})
-                log.info("step %d: val lm %.2f px (224), NME %.4f", self.step, result["lm_px"], result["nme"])
+                log.info("step %d: val lm %.2f px (224), NME %.4f%s", self.step, result["lm_px"], result["nme"],
+                         f", manual labels {result['pts21_px']:.2f} px" if "pts21_px" in result else "")
         D.barrier(self.dist)
         return result
 

@@ -107,6 +107,7 @@ def register(app: typer.Typer) -> None:
             state = "interrupted, checkpoint saved" if summary["interrupted"] else "done"
             console.print(f"[bold green]{state}[/]: step {summary['step']}, {summary['seconds']:.1f} s; "
                           + (f"val landmarks {val['lm_px']:.2f} px (224), NME {val['nme']:.4f}; " if val else "")
+                          + (f"vs manual labels {val['pts21_px']:.2f} px; " if val.get("pts21_px") is not None else "")
                           + f"skipped batches {summary['skipped_batches']}, bad samples {summary['bad_samples']}\n"
                           f"  run: {summary['run_dir']}  checkpoint: {summary['checkpoint']}")
             write_json(json_out, summary)
