@@ -329,9 +329,10 @@ class Trainer:
                 n += b
             self.encoder.train()
             if n:
+                # vs the manual AFLW labels (visible used points) where any sample has them
+                e21 = torch.cat(p21) if p21 else torch.zeros(0)
                 result = {"lm_px": float(torch.cat(px).mean()), "nme": float(torch.cat(nme).mean()), "n": n,
-                          # vs the manual AFLW labels (visible points, ears excepted) where present
-                          **({"pts21_px": float(torch.cat(p21).mean())} if p21 and torch.cat(p21).numel() else {}),
+                          **({"pts21_px": float(e21.mean())} if e21.numel() else {}),
                           **{(k if k.startswith("coef_rms/") else f"loss/{k}"):
                              (math.sqrt(v / n) if k.startswith("coef_rms/") else v / n) for k, v in terms.items()}}
                 self.best_val = min(self.best_val, result["nme"])

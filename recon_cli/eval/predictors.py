@@ -164,9 +164,8 @@ class ReconPredictor:
 
     def predict_gt_box(self, image_bgr: np.ndarray, gt68: np.ndarray) -> np.ndarray:
         from recon_cli.eval.crops import virtual_five_points
-        from recon_cli.face.landmarks68 import five_from_68, mesh_to_68
 
         if self._roi is not None:
-            mesh = self._roi.mesh(np.ascontiguousarray(image_bgr[..., ::-1]), roi_box_from_landmarks(gt68))
-            return self._run(image_bgr, five_from_68(mesh_to_68(mesh)))
+            face = self._roi.face(np.ascontiguousarray(image_bgr[..., ::-1]), roi_box_from_landmarks(gt68))
+            return self._run(image_bgr, face.lm5)
         return self._run(image_bgr, virtual_five_points(gt68, self._target5, self._box))
