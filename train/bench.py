@@ -1,10 +1,11 @@
 """``recon bench train``: time of one training step per image on a synthetic batch.
 
-A step = encoder forward (autocast on CUDA) → render → composite → the enabled losses →
+A step = encoder forward (autocast per ``--amp``) → render → composite → the enabled losses →
 backward → Adam step, exactly the trainer's :func:`train.step` path, on a batch of the right
 shapes: random RGB crops, an all-face mask, 68 landmarks around the mean-face projection. The
 identity network is the development-data MobileFaceNet when present (else ``per`` is left out,
-with the warning). Rows: CPU (float32) for each architecture, and CUDA with AMP when available.
+with the warning). Rows: CPU and CUDA (when available) for each architecture and autocast mode
+(``auto``: CPU float32, CUDA bf16/fp16).
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ def synthetic_batch(batch: int, size: int, device: torch.device, seed: int = 0) 
 
 def bench_train(archs: list[str], *, size: int = 224, batch: int = 16, device: str = "auto",
                 losses: str = "photo,wing,per,reg,fre", repeat: int = 5, threads: int = 0,
-                model_path: str | Path | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows ``{arch, device, amp, size, batch, ms_per_step, ms_per_image, images_per_s, losses}``."""
+                model_path: str | Path | None = None, amp_modes: list[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One row per (device, amp mode, arch); ``amp_modes`` are ``run.amp`` values (default ``["auto"]``).
+
+    Rows ``{arch, device, amp, size, batch, ms_per_step, ms_per_image, images_per_s, losses}``."""
     from recon_cli.coeffs import CoeffLayout
     from recon_cli.encoders import build_encoder
     from recon_cli.morphable import load_model
@@ -47,13 +50,13 @@ def bench_train(archs: list[str], *, size: int = 224, batch: int = 16, device: s
     rows = []
     for dev_name in devices:
         dev = torch.device(dev_name)
-        amp = resolve_amp("auto", dev)
         cfg = load_config(None, {"data.size": size, "losses.enabled": losses.split(",")})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore" if dev_name != devices[0] else "default")
             objective = build_objective(cfg, model, layout, dev)
         data = synthetic_batch(batch, size, dev)
-        for arch in archs:
+        for amp_spec, arch in [(m, a) for m in (amp_modes or ["auto"]) for a in archs]:
+            amp = resolve_amp(amp_spec, dev)
             torch.manual_seed(0)
             enc = build_encoder(arch, layout, size).to(dev).train()
             opt = torch.optim.Adam(enc.parameters(), lr=1e-4)

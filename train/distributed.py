@@ -57,6 +57,8 @@ def resolve_amp(spec: str, device: torch.device) -> torch.dtype | None:
     ``auto``: bfloat16 on GPUs that support it (Ampere and newer), else float16 (with a GradScaler);
     off on CPU (CPU autocast is slower than float32 for convolutions on most machines).
     """
+    if spec not in ("auto", "off", "bf16", "fp16"):
+        raise InputError(f"unknown autocast mode {spec!r}", hint="use auto, off, bf16 or fp16 (run.amp / --amp)")
     if spec == "off" or (spec == "auto" and device.type != "cuda"):
         return None
     if spec == "auto":

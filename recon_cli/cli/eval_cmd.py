@@ -54,6 +54,10 @@ def aflw2000(
                                            "hit); with --crop both, one file per mode (FILE.detector.csv, FILE.gt.csv)."),
     report: Optional[Path] = typer.Option(None, "--report", help="folder for worst_<crop>.png: the worst images, "
                                           "predicted landmarks red, ground truth green."),
+    points: Optional[Path] = typer.Option(None, "--save-points", help="write predicted and ground-truth 68 points "
+                                          "of every image (.npz) for re-scoring; with --crop both, FILE.<crop>.npz."),
+    by_region: bool = typer.Option(False, "--by-region", help="also print NME per landmark region (jaw, brows, "
+                                   "nose, eyes, mouth) by yaw bin; the JSON always has it."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N images (by name)."),
     min_iou: float = typer.Option(0.25, "--min-iou", min=0.0, max=1.0, help="--crop detector: a detected face whose "
                                   "landmark box overlaps the annotated face's ground-truth box less than this is a miss."),
@@ -75,7 +79,7 @@ def aflw2000(
 
     from recon_cli.eval.aflw2000 import evaluate
     from recon_cli.eval.aflw2000_data import Aflw2000
-    from recon_cli.eval.output import print_table, write_csv, write_json
+    from recon_cli.eval.output import print_regions, print_table, write_csv, write_json, write_points
     from recon_cli.eval.report import write_worst_grid
 
     console = Console()
@@ -92,11 +96,16 @@ def aflw2000(
         if close:
             close()
     print_table(results, console)
+    if by_region:
+        print_regions(results, console)
     if json_out:
         write_json(json_out, results)
         console.print(f"wrote {json_out}")
     if csv_out:
         for p in write_csv(csv_out, results):
+            console.print(f"wrote {p}")
+    if points:
+        for p in write_points(points, results):
             console.print(f"wrote {p}")
     if report:
         for r in results:

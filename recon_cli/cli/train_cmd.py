@@ -123,12 +123,16 @@ def register(app: typer.Typer) -> None:
         repeat: int = typer.Option(5, "--repeat", help="Timed steps per row (after 2 warm-up steps)."),
         threads: int = typer.Option(0, "--threads", help="torch CPU threads (0 = default)."),
         model: Optional[Path] = typer.Option(None, "--model", help="Morphable model .npz (default: shipped ICT-FaceKit)."),
+        amp: str = typer.Option("auto", "--amp", help="Comma-separated encoder autocast modes, one row each: auto "
+                                "(CUDA: bf16/fp16; CPU: off), off, bf16 (CPU too: fast on CPUs with AMX or "
+                                "AVX512-BF16), fp16 (CUDA). Same values as the run.amp config key."),
     ) -> None:
         """Training step time (forward + render + losses + backward + Adam step) per image, synthetic batch."""
         from recon_cli.benchtable import print_table, write_json
         from train.bench import bench_train as run_bench
 
         rows, env = run_bench([a.strip() for a in arch.split(",") if a.strip()], size=size, batch=batch, device=device,
-                              losses=losses, repeat=repeat, threads=threads, model_path=model)
+                              losses=losses, repeat=repeat, threads=threads, model_path=model,
+                              amp_modes=[a.strip() for a in amp.split(",") if a.strip()])
         print_table(f"recon bench train (size {size}, batch {batch})", rows, env)
         write_json(json_out, {"rows": rows, "env": env})

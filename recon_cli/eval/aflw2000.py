@@ -28,7 +28,7 @@ import numpy as np
 
 from recon_cli.errors import InputError
 from recon_cli.eval.aflw2000_data import Aflw2000
-from recon_cli.eval.nme import NmeSummary, nme, summarise, yaw_bin
+from recon_cli.eval.nme import NmeSummary, nme, region_nme, region_summary, summarise, yaw_bin
 
 CROPS = ("detector", "gt")
 
@@ -63,6 +63,11 @@ class ImageResult:
     pred68: np.ndarray = field(repr=False)  # (2, 68) px
     gt68: np.ndarray = field(repr=False)  # (2, 68) px
 
+    @property
+    def regions(self) -> dict[str, float]:
+        """Per-region NME (fractions): jaw, brows, nose, eyes, mouth (:data:`recon_cli.eval.nme.REGIONS`)."""
+        return region_nme(self.pred68, self.gt68)
+
 
 @dataclass
 class EvalResult:
@@ -78,12 +83,17 @@ class EvalResult:
     def images_per_s(self) -> float:
         return len(self.images) / self.seconds if self.seconds > 0 else float("nan")
 
+    def region_summary(self) -> dict[str, list[float | None]]:
+        """``{region: [bin0, bin1, bin2, balanced]}`` NME in percent."""
+        return region_summary([r.regions for r in self.images], np.array([r.yaw_deg for r in self.images]))
+
     def to_dict(self) -> dict[str, Any]:
         worst = sorted(self.images, key=lambda r: -r.nme)[:10]
         return {
             "benchmark": "AFLW2000-3D",
             "settings": self.settings,
             "summary": self.summary.to_dict(),
+            "regions": self.region_summary(),
             "detector": {"misses": self.detector_misses if self.settings["crop"] == "detector" else None,
                          "miss_reasons": self.miss_reasons or None, "evaluated": len(self.images)},
             "timing": {"seconds": self.seconds, "predict_seconds": self.predict_seconds,

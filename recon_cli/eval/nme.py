@@ -52,6 +52,31 @@ def nme(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(err.mean() / size)
 
 
+#: iBUG 68-point regions (index ranges) for the per-region breakdown.
+REGIONS: dict[str, tuple[int, int]] = {"jaw": (0, 17), "brows": (17, 27), "nose": (27, 36), "eyes": (36, 48),
+                                       "mouth": (48, 68)}
+
+
+def region_nme(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """Per-region NME (fractions) of one image: the mean point error of each :data:`REGIONS` range
+    over the same ``sqrt(w · h)`` as :func:`nme`, so the regions' values, weighted by their point
+    counts (17, 10, 9, 12, 20), average to the image's NME."""
+    pred, gt = _as_2xn(pred), _as_2xn(gt)
+    err = np.sqrt(((pred - gt) ** 2).sum(0)) / bbox_size(gt)
+    return {k: float(err[a:b].mean()) for k, (a, b) in REGIONS.items()}
+
+
+def region_summary(per_image: list[dict[str, float]], yaws_deg: np.ndarray) -> dict[str, list[float | None]]:
+    """``{region: [bin0, bin1, bin2, balanced]}`` in percent (None for an empty bin)."""
+    bins = yaw_bin(yaws_deg)
+    out: dict[str, list[float | None]] = {}
+    for k in REGIONS:
+        v = np.array([r[k] for r in per_image], dtype=np.float64) * 100.0
+        means = [float(v[bins == b].mean()) if (bins == b).any() else float("nan") for b in range(3)]
+        out[k] = [_clean(m) for m in means] + [_clean(float(np.mean(means)))]
+    return out
+
+
 def _as_2xn(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2:

@@ -70,6 +70,50 @@ def print_table(results: list[EvalResult], console=None, published: bool = True)
                       "in --data only.[/]", highlight=False)
 
 
+def print_regions(results: list[EvalResult], console=None) -> None:
+    """Per-region NME (%) by yaw bin: where on the face each run's error is."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not console.is_terminal and console.width < 150:
+        console = Console(width=150)
+    t = Table(title="NME (%) by landmark region (iBUG ranges; same sqrt(w·h) normaliser)")
+    t.add_column("run", no_wrap=True)
+    t.add_column("region", no_wrap=True)
+    for lab in BIN_LABELS:
+        t.add_column(lab, justify="right")
+    t.add_column("mean", justify="right")
+    for res in results:
+        for k, vals in res.region_summary().items():
+            t.add_row(result_row_label(res), k, *[_f(float("nan") if v is None else v) for v in vals])
+        t.add_section()
+    console.print(t)
+
+
+def write_points(path: str | Path, results: list[EvalResult]) -> list[Path]:
+    """``.npz`` per run: names (N,), yaw_deg (N,), nme (N,) fractions, pred68 / gt68 (N, 2, 68) px,
+    crop_used (N,); for re-scoring or per-landmark analysis without re-running the model."""
+    import numpy as np
+
+    from recon_cli.atomic import atomic_path
+
+    path = Path(path)
+    out = []
+    for res in results:
+        p = path if len(results) == 1 else path.with_name(f"{path.stem}.{res.settings['crop']}.npz")
+        with atomic_path(p) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, names=np.array([r.name for r in res.images]),
+                                    yaw_deg=np.array([r.yaw_deg for r in res.images]),
+                                    nme=np.array([r.nme for r in res.images]),
+                                    pred68=np.stack([r.pred68 for r in res.images]),
+                                    gt68=np.stack([r.gt68 for r in res.images]),
+                                    crop_used=np.array([r.crop_used for r in res.images]))
+        out.append(p)
+    return out
+
+
 def _f(v: float) -> str:
     return "–" if v != v else f"{v:.2f}"
 

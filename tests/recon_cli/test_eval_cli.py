@@ -24,7 +24,8 @@ def test_mediapipe_limit20_both_crops_writes_json_csv_report(shared_data, tmp_pa
     data = shared_data / "aflw2000-3d"
     code, out = _run(["eval", "aflw2000", "--data", str(data), "--method", "mediapipe", "--crop", "both",
                       "--limit", "20", "--quiet", "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"),
-                      "--report", str(tmp_path / "rep")], capsys)
+                      "--report", str(tmp_path / "rep"), "--save-points", str(tmp_path / "pts.npz"), "--by-region"],
+                     capsys)
     assert code in (0, None), out
     assert "published" in out and "mediapipe (crop detector" in out and "mediapipe (crop gt" in out
     payload = json.loads((tmp_path / "r.json").read_text())
@@ -49,6 +50,16 @@ def test_mediapipe_limit20_both_crops_writes_json_csv_report(shared_data, tmp_pa
         rows = list(csv.DictReader(f))
     assert len(rows) == 20 and set(rows[0]) == {"name", "yaw_deg", "bin", "bin_label", "nme_pct", "detector_hit", "crop_used"}
     assert float(rows[0]["nme_pct"]) == pytest.approx(det["per_image"][0]["nme_pct"], abs=1e-4)
+    # --by-region: the table is printed and the JSON carries it; per-region values match the points
+    assert "by landmark region" in out and "brows" in out
+    pts = np.load(tmp_path / "pts.detector.npz")
+    assert pts["pred68"].shape == pts["gt68"].shape == (20, 2, 68) and list(pts["names"]) == [r["name"] for r in det["per_image"]]
+    from recon_cli.eval.nme import nme, region_nme, region_summary
+
+    assert [100 * nme(p, g) for p, g in zip(pts["pred68"], pts["gt68"])] == pytest.approx([r["nme_pct"] for r in det["per_image"]])
+    expect = region_summary([region_nme(p, g) for p, g in zip(pts["pred68"], pts["gt68"])], pts["yaw_deg"])
+    assert det["regions"] == {k: pytest.approx(v) for k, v in expect.items()}
+    assert set(np.load(tmp_path / "pts.gt.npz")["crop_used"]) == {"gt"}
     import cv2
 
     grid = cv2.imread(str(tmp_path / "rep" / "worst_gt.png"))

@@ -11,7 +11,7 @@ from recon_cli.errors import InputError
 from recon_cli.eval.aflw2000_data import Aflw2000, load_mat
 from recon_cli.eval.crops import (apply_affine, gt_box_transform, roi_box_from_landmarks, square_landmark_box,
                                   virtual_five_points)
-from recon_cli.eval.nme import bbox_size, nme, summarise, yaw_bin
+from recon_cli.eval.nme import REGIONS, bbox_size, nme, region_nme, region_summary, summarise, yaw_bin
 
 
 def _gt(seed=0, w=120.0, h=150.0):
@@ -30,6 +30,29 @@ def test_uniform_shift_of_one_percent_gives_exactly_one_percent():
     for angle in (0.0, 0.7, 2.0):  # every point moved by d in the same direction
         pred = gt + d * np.array([[math.cos(angle)], [math.sin(angle)]])
         assert nme(pred, gt) * 100 == pytest.approx(1.0, abs=1e-12)
+
+
+def test_region_nme_localises_the_error_and_averages_to_the_image_nme():
+    gt = _gt(3)
+    d = 0.02 * math.sqrt(120 * 150)
+    pred = gt.copy()
+    pred[1, 17:27] -= d  # brows 2 % too high, nothing else moved
+    r = region_nme(pred, gt)
+    assert r["brows"] * 100 == pytest.approx(2.0, abs=1e-12)
+    assert all(r[k] == 0.0 for k in REGIONS if k != "brows")
+    pred = gt + np.random.default_rng(4).normal(0, 3, gt.shape)
+    r = region_nme(pred, gt)
+    counts = {k: b - a for k, (a, b) in REGIONS.items()}
+    assert sum(counts.values()) == 68
+    assert sum(r[k] * counts[k] for k in REGIONS) / 68 == pytest.approx(nme(pred, gt), rel=1e-12)
+
+
+def test_region_summary_bins_and_balanced_mean():
+    per = [{k: 0.01 * (i + 1) for k in REGIONS} for i in range(3)]  # image i: i+1 % everywhere
+    s = region_summary(per, np.array([10.0, 45.0, -80.0]))
+    assert s["jaw"] == pytest.approx([1.0, 2.0, 3.0, 2.0])
+    s = region_summary(per[:1], np.array([10.0]))
+    assert s["eyes"][0] == pytest.approx(1.0) and s["eyes"][1] is None and s["eyes"][3] is None
 
 
 def test_scaling_about_the_box_centre():

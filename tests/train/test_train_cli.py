@@ -102,11 +102,15 @@ def test_bench_train_cli(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code, stdout, err = run_cli(["bench", "train", "--arch", "mobilenet_v3_small", "--size", "64", "--batch", "2",
                                  "--repeat", "1", "--device", "cpu", "--losses", "photo,wing,reg", "--threads", "1",
-                                 "--json", str(out)], capsys)
+                                 "--amp", "off,bf16", "--json", str(out)], capsys)
     assert code == 0, err
     rows = json.loads(out.read_text())["rows"]
-    assert len(rows) == 1 and rows[0]["arch"] == "mobilenet_v3_small" and rows[0]["device"] == "cpu"
+    assert [r["amp"] for r in rows] == ["off", "bfloat16"]  # one row per --amp mode
+    assert all(r["arch"] == "mobilenet_v3_small" and r["device"] == "cpu" for r in rows)
     assert rows[0]["ms_per_image"] > 0 and rows[0]["images_per_s"] > 0 and "recon bench train" in stdout
+    code, stdout, err = run_cli(["bench", "train", "--arch", "mobilenet_v3_small", "--size", "64", "--device", "cpu",
+                                 "--amp", "fp16"], capsys)
+    assert code == 2 and "run.amp=fp16 needs a CUDA device" in stdout + err and "Traceback" not in stdout + err
 
 
 @pytest.mark.slow  # two processes start torch + the model (~20 s on 2 busy cores); the only DDP check
