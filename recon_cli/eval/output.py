@@ -29,20 +29,28 @@ def result_row_label(result: EvalResult) -> str:
     return f"{s['method']} (crop {s['crop']}, {s['landmarks']} GT)"
 
 
-def print_table(results: list[EvalResult], console=None, published: bool = True) -> None:
-    """A table like the paper's Table 1: published rows (marked) then our measured rows."""
+def _bin_table(console, title: str, label_columns: tuple[str, ...]):
+    """``(console, rich Table)`` with the label columns, one column per yaw bin and "mean"; a
+    console that is not a terminal (pipes, CI) is widened so that each row stays on one line."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    if not console.is_terminal and console.width < 150:  # pipes/CI: keep the table on one line per row
+    if not console.is_terminal and console.width < 150:
         console = Console(width=150)
-    t = Table(title="AFLW2000-3D · 68-point 2-D NME (%) by |yaw| · normalised by sqrt(w·h) of the GT box")
-    t.add_column("method", no_wrap=True)
-    t.add_column("source", no_wrap=True)
+    t = Table(title=title)
+    for name in label_columns:
+        t.add_column(name, no_wrap=True)
     for lab in BIN_LABELS:
         t.add_column(lab, justify="right")
     t.add_column("mean", justify="right")
+    return console, t
+
+
+def print_table(results: list[EvalResult], console=None, published: bool = True) -> None:
+    """A table like the paper's Table 1: published rows (marked) then our measured rows."""
+    console, t = _bin_table(console, "AFLW2000-3D · 68-point 2-D NME (%) by |yaw| · normalised by sqrt(w·h) of the GT box",
+                            ("method", "source"))
     t.add_column("plain mean", justify="right")
     t.add_column("images (bins)", justify="right", no_wrap=True)
     t.add_column("det. misses", justify="right")
@@ -72,18 +80,7 @@ def print_table(results: list[EvalResult], console=None, published: bool = True)
 
 def print_regions(results: list[EvalResult], console=None) -> None:
     """Per-region NME (%) by yaw bin: where on the face each run's error is."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    if not console.is_terminal and console.width < 150:
-        console = Console(width=150)
-    t = Table(title="NME (%) by landmark region (iBUG ranges; same sqrt(w·h) normaliser)")
-    t.add_column("run", no_wrap=True)
-    t.add_column("region", no_wrap=True)
-    for lab in BIN_LABELS:
-        t.add_column(lab, justify="right")
-    t.add_column("mean", justify="right")
+    console, t = _bin_table(console, "NME (%) by landmark region (iBUG ranges; same sqrt(w·h) normaliser)", ("run", "region"))
     for res in results:
         for k, vals in res.region_summary().items():
             t.add_row(result_row_label(res), k, *[_f(float("nan") if v is None else v) for v in vals])
