@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+from recon_cli.errors import InputError
+
 
 def _read_umask() -> int:
     mask = os.umask(0)
@@ -27,12 +29,24 @@ def default_file_mode() -> int:
     return _FILE_MODE
 
 
+def _temp_beside(path: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """``mkstemp`` in ``path``'s folder (created if needed); an unwritable destination (a parent
+    that is a file, no permission, a full disk) is an :class:`InputError` naming ``path``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    except OSError as e:
+        why = "part of its folder path is a file" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror or e
+        raise InputError(f"cannot write {path}: {why}",
+                         hint="choose an output path in a writable folder (every part of it before the file name "
+                              "must be a folder)") from None
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on clean exit it replaces ``path`` atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path, f".{path.name}.", ".tmp")
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
@@ -65,9 +79,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     extension still work.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+    fd, tmp = _temp_beside(path, f".{path.stem}.", f".tmp{suffix}")
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -78,3 +78,16 @@ def test_failed_write_keeps_previous_file(tmp_path, mesh):
     with pytest.raises(ValueError, match="NaN"):
         write_mesh(p, bad, faces, colors)
     assert p.read_bytes() == before
+
+
+def test_unwritable_destination_is_a_clear_error(tmp_path):
+    from recon_cli.atomic import atomic_path, atomic_write_text
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="cannot write .*afile/out.json"):
+        atomic_write_text(tmp_path / "afile" / "out.json", "{}")
+    with pytest.raises(InputError, match="writable folder"):
+        with atomic_path(tmp_path / "afile" / "sub" / "p.npz"):
+            pass
+    atomic_write_text(tmp_path / "new" / "ok.json", "{}")  # missing folders are still created
+    assert (tmp_path / "new" / "ok.json").read_text() == "{}"
