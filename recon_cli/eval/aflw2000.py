@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -63,9 +64,10 @@ class ImageResult:
     pred68: np.ndarray = field(repr=False)  # (2, 68) px
     gt68: np.ndarray = field(repr=False)  # (2, 68) px
 
-    @property
+    @cached_property
     def regions(self) -> dict[str, float]:
-        """Per-region NME (fractions): jaw, brows, nose, eyes, mouth (:data:`recon_cli.eval.nme.REGIONS`)."""
+        """Per-region NME (fractions): jaw, brows, nose, eyes, mouth (:data:`recon_cli.eval.nme.REGIONS`);
+        computed once, shared by the JSON and the ``--by-region`` table."""
         return region_nme(self.pred68, self.gt68)
 
 
