@@ -39,6 +39,9 @@ class DataConfig:
     drop_last: bool = True  # drop the last partial batch of an epoch (kept if it is the only one)
     use_pts21: bool = True  # pass the manual 21-point labels (extra.pts21) to the losses when present
     fallback_lm68: bool = True  # use the 68 points of `recon prep --roi-fallback` faces in the wing loss
+    # Not in the paper (off = 0): drop a face's 68 teacher points from the wing loss when they miss
+    # its visible manual labels by more than this mean distance (px at 224); see train.data.
+    lm68_max_disagree: float = 0.0
     # Augmentation (train split only; train.augment). The paper is silent: defaults are
     # Deep3DFaceRecon's PyTorch training values. 0 switches each off.
     aug_shift: float = 10.0  # random shift, ± px at a 224 crop
@@ -99,6 +102,10 @@ class LossConfig:
     # Not in the paper (off by default): a wing term on the manual AFLW 21-point labels, visible
     # points only, through train.pts21. The shipped model uses 2.4e-3 × 68, the 68-point weight.
     w_pts21: float = 0.0
+    # Not in the paper (off by default): a hinge on the AFLW head-yaw label (`extra.yaw_deg`, from
+    # the manual 2-D points), |ŷ − y| beyond a margin, radians; train.losses.pose says why.
+    w_yaw: float = 0.0
+    yaw_margin_deg: float = 5.0
     reg_id: float = 1e-4
     reg_exp: float = 0.8e-4
     reg_tex: float = 1e-1
@@ -224,6 +231,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         ("data.aug_scale", 0.0 <= cfg.data.aug_scale < 1.0, "a fraction in [0, 1)"),
         ("data.aug_shift", cfg.data.aug_shift >= 0, "≥ 0 px"),
         ("data.aug_rotate", cfg.data.aug_rotate >= 0, "≥ 0 degrees"),
+        ("data.lm68_max_disagree", cfg.data.lm68_max_disagree >= 0, "≥ 0 px (0 = off)"),
+        ("losses.w_yaw", cfg.losses.w_yaw >= 0, "≥ 0"),
+        ("losses.yaw_margin_deg", cfg.losses.yaw_margin_deg >= 0, "≥ 0 degrees"),
     ]
     for key, ok, want in checks:
         if not ok:

@@ -12,7 +12,13 @@ A sample (dict, one face; ``S`` = ``data.size``):
 * ``pts21``: ``(21, 2) float32`` manual labels in crop px at size S, NaN where invisible or absent;
 * ``lm68_weight``: ``(68,) float32`` weight of each detected landmark in the wing loss: 1, or 0
   when ``data.fallback_lm68`` is false and ``recon prep --roi-fallback`` fitted the face without a
-  detection (profiles, where MediaPipe's points are least reliable; the manual labels remain);
+  detection (profiles, where MediaPipe's points are least reliable; the manual labels remain), or
+  0 when ``data.lm68_max_disagree`` > 0 and MediaPipe's points miss the face's visible manual
+  labels (the 11 of :mod:`train.pts21`, at least 3 visible) by more than that many px at 224 on
+  average (the teacher gate: on AFLW profiles MediaPipe's points drift from the labels, median
+  6 px at 60–75° and 13 px beyond 90°, against 4 px frontal);
+* ``yaw``: ``() float32`` the head-yaw label in the **model's** convention (radians,
+  ``−radians(extra.yaw_deg)``, see :mod:`train.losses.pose`; negated by a mirror), NaN when absent;
 * ``index``: int, position in the dataset (for logging).
 
 Bad samples (missing/corrupt crop or mask, NaN/out-of-range landmarks) are logged once with the
@@ -41,6 +47,7 @@ from train.augment import AugmentSettings, apply, random_transform
 log = logging.getLogger("recon.train.data")
 
 N_LABELS = 5  # 0 out, 1 skin, 2 eyes, 3 nose, 4 mouth
+REF_SIZE = 224  # the teacher gate's threshold is in px of a 224 crop
 
 
 # ---------------------------------------------------------------------------------------- manifest
@@ -96,8 +103,9 @@ class FaceDataset(Dataset):
     def __init__(self, root: str | Path, entries: list[dict[str, Any]], size: int,
                  label_weights: tuple[float, float, float, float] = (1.0, 1.5, 1.5, 1.2),
                  src_size: int | None = None, use_pts21: bool = True, augment: AugmentSettings | None = None,
-                 seed: int = 0, fallback_lm68: bool = True):
+                 seed: int = 0, fallback_lm68: bool = True, lm68_max_disagree: float = 0.0):
         self.root, self.entries, self.size = Path(root), entries, int(size)
+        self.lm68_max_disagree = float(lm68_max_disagree)
         self.src_size, self.use_pts21 = src_size, use_pts21
         self.augment, self.seed = augment if augment is not None and augment.active else None, int(seed)
         self.fallback_lm68 = bool(fallback_lm68)
@@ -144,7 +152,14 @@ class FaceDataset(Dataset):
             raise BadSample(crop_path, "lm68 missing, not 68×2 or not finite")
         if np.abs(lm).max() > 4 * src:
             raise BadSample(crop_path, "lm68 far outside the crop")
-        pts21 = _points((e.get("extra") or {}).get("pts21"), 21) if self.use_pts21 else None
+        extra = e.get("extra") or {}
+        pts21 = _points(extra.get("pts21"), 21) if self.use_pts21 else None
+        lm_w = 0.0 if not self.fallback_lm68 and extra.get("face_source") == "roi-fallback" else 1.0
+        if lm_w and self.lm68_max_disagree > 0 and pts21 is not None:
+            d = teacher_disagreement(lm, pts21)
+            if d is not None and d * REF_SIZE / src > self.lm68_max_disagree:
+                lm_w = 0.0
+        yaw = -math.radians(float(extra["yaw_deg"])) if extra.get("yaw_deg") is not None else math.nan
         s = self.size / src
         if src != self.size:
             img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
@@ -155,6 +170,8 @@ class FaceDataset(Dataset):
             M, flip = random_transform(np.random.default_rng([self.seed, epoch, i]), self.size, self.augment)
             img, labels, p = apply(img, labels, {"lm68": lm, "pts21": pts21}, M, flip)
             lm, pts21 = p["lm68"], p["pts21"]
+            if flip:
+                yaw = -yaw
         rgb = np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1), dtype=np.float32) / 255.0
         labels = labels.astype(np.int64)
         return {
@@ -163,8 +180,8 @@ class FaceDataset(Dataset):
             "region_weight": torch.from_numpy(self.lut[labels][None]),
             "lm68": torch.from_numpy(lm.astype(np.float32)),
             "pts21": torch.from_numpy(pts21.astype(np.float32)),
-            "lm68_weight": torch.full((68,), 0.0 if not self.fallback_lm68 and (e.get("extra") or {}).get(
-                "face_source") == "roi-fallback" else 1.0),
+            "lm68_weight": torch.full((68,), lm_w),
+            "yaw": torch.tensor(yaw, dtype=torch.float32),
             "index": i,
         }
 
@@ -173,6 +190,19 @@ class BadSample(Exception):
     def __init__(self, file: Path, reason: str):
         super().__init__(f"{file}: {reason}")
         self.file, self.reason = file, reason
+
+
+def teacher_disagreement(lm68: np.ndarray, pts21: np.ndarray) -> float | None:
+    """Mean distance (px of the crop they are in) between the manual labels ``pts21 (21, 2)``
+    (NaN = invisible) and the same points predicted from the detected ``lm68 (68, 2)`` through
+    :mod:`train.pts21`'s mapping, over the visible used points; None when fewer than 3 are visible."""
+    from train.pts21 import USED, weights_21x68
+
+    vis = USED & np.isfinite(pts21).all(1)
+    if vis.sum() < 3:
+        return None
+    pred = weights_21x68().astype(np.float64) @ np.asarray(lm68, np.float64)
+    return float(np.linalg.norm(pred[vis] - pts21[vis], axis=1).mean())
 
 
 def _points(value, n: int) -> np.ndarray | None:
@@ -190,13 +220,13 @@ def collate_skip_bad(samples: list[dict[str, Any] | None]) -> dict[str, Any] | N
     """Stack samples, dropping the ``None`` (bad) ones; ``None`` when none is left.
 
     Returns ``image (B,3,S,S)``, ``face_mask``/``region_weight (B,1,S,S)``, ``lm68 (B,68,2)``, ``lm68_weight (B,68)``,
-    ``pts21 (B,21,2)``, ``index (B,) int64`` and ``n_bad`` (int, samples dropped).
+    ``pts21 (B,21,2)``, ``yaw (B,)`` (NaN = no label), ``index (B,) int64`` and ``n_bad`` (int, samples dropped).
     """
     good = [s for s in samples if s is not None]
     if not good:
         return None
     out = {k: torch.stack([s[k] for s in good])
-           for k in ("image", "face_mask", "region_weight", "lm68", "lm68_weight", "pts21")}
+           for k in ("image", "face_mask", "region_weight", "lm68", "lm68_weight", "pts21", "yaw")}
     out["index"] = torch.tensor([s["index"] for s in good], dtype=torch.int64)
     out["n_bad"] = len(samples) - len(good)
     return out

@@ -17,7 +17,10 @@ Layout::
                         "lm68": [[x, y] * 68] crop px, "score": float (detection score),
                         "M": [[a, b, c], [d, e, f]] original px → crop px,
                         "size_px": float (face size in the original, px),
-                        "extra": {"pts21": [[x, y] * 21] crop px, NaN (JSON NaN) for invisible}}
+                        "extra": {"pts21": [[x, y] * 21] crop px, NaN (JSON NaN) for invisible,
+                                  "yaw_deg": AFLW yaw label, degrees (with --pts21 when yaws.npy
+                                  is beside pts21.npy; sign opposite to the model's yaw),
+                                  "face_source": "roi-fallback" (faces fitted without a detection)}}
       crops/<id>.jpg   size×size RGB JPEG, quality 95
       masks/<id>.png   size×size uint8 region labels: 0 out, 1 skin, 2 eyes, 3 nose, 4 mouth
       skipped.jsonl    {"source", "id", "reason"} per skipped file ("unreadable: …", "no face",

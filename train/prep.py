@@ -99,7 +99,11 @@ def shard(items: list, i: int, n: int) -> list:
 class Pts21Table:
     """AFLW manual 21-point labels (``pts21.npy``: N×2×21 original-photo px, negative = invisible)
     with ``roi_box.npy`` (N×4 x0, y0, x1, y1 of each crop in its photo) and ``list.txt`` (the
-    order) in the same folder. :meth:`lookup` maps a crop file's labels into its pixels."""
+    order) in the same folder. :meth:`lookup` maps a crop file's labels into its pixels.
+
+    Optional ``yaws.npy`` (N,) beside them: AFLW's head yaw label in degrees (estimated by AFLW
+    from the manual points with a mean 3-D face; its sign is the opposite of the model's yaw,
+    see :mod:`train.losses.pose`); :meth:`yaw` returns it, ``recon prep`` stores ``extra.yaw_deg``."""
 
     def __init__(self, path: str | Path):
         path = Path(path)
@@ -116,6 +120,20 @@ class Pts21Table:
             raise InputError(f"{path}: expected pts21 N×2×21, roi_box N×4 and N names; got {self.pts.shape}, "
                              f"{self.roi.shape}, {len(names)}", hint="use the aflw-train files as shipped")
         self.index = {Path(n).name: k for k, n in enumerate(names)}
+        self.yaws = None
+        if (folder / "yaws.npy").is_file():
+            yaws = np.load(folder / "yaws.npy").astype(np.float64).ravel()
+            if yaws.shape != (len(names),):
+                raise InputError(f"{folder / 'yaws.npy'}: expected {len(names)} yaw values (one per name of list.txt), "
+                                 f"found shape {yaws.shape}", hint="use the aflw-train files as shipped, or remove yaws.npy")
+            self.yaws = yaws
+
+    def yaw(self, image_path: Path) -> float | None:
+        """AFLW yaw label (degrees) of a crop file, or None (no ``yaws.npy``, not listed, not finite)."""
+        k = self.index.get(image_path.name)
+        if k is None or self.yaws is None or not np.isfinite(self.yaws[k]):
+            return None
+        return float(self.yaws[k])
 
     def lookup(self, image_path: Path, image_shape: tuple[int, int]) -> np.ndarray | None:
         """→ ``(21, 2)`` in the crop *image's* pixels (NaN invisible), or None when not listed."""
@@ -197,6 +215,9 @@ def _process(item: tuple[str, str, str]) -> dict[str, Any]:
             p = _W["pts21"].lookup(Path(path), img.shape[:2])
             if p is not None:
                 extra["pts21"] = transform_points(p, pf.M)
+            yaw = _W["pts21"].yaw(Path(path))
+            if yaw is not None:
+                extra["yaw_deg"] = round(yaw, 4)
         out: Path = _W["out"]
         crop_rel, mask_rel = f"crops/{sid}.jpg", f"masks/{sid}.png"
         atomic_write_bytes(out / crop_rel, encode_image(pf.crop, ".jpg", opts.jpeg_quality))

@@ -90,7 +90,7 @@ class Trainer:
         aug = AugmentSettings(shift=d.aug_shift, scale=d.aug_scale, rotate=d.aug_rotate, flip=d.aug_flip)
         self.dataset = FaceDataset(cfg.data.path, entries, d.size, (d.w_skin, d.w_eyes, d.w_nose, d.w_mouth),
                                    use_pts21=d.use_pts21, augment=aug, seed=cfg.run.seed,
-                                   fallback_lm68=d.fallback_lm68)
+                                   fallback_lm68=d.fallback_lm68, lm68_max_disagree=d.lm68_max_disagree)
         self.header, self.train_idx, self.val_idx = header, train_idx, val_idx
         self.sampler = ResumableBatchSampler(train_idx, cfg.optim.batch_size, seed=cfg.run.seed,
                                              rank=self.dist.rank, world=self.dist.world, drop_last=d.drop_last,
@@ -308,7 +308,7 @@ class Trainer:
         if self.dist.is_main and self.val_idx:
             self.encoder.eval()
             bs = self.cfg.optim.batch_size
-            px, nme, p21, terms, n = [], [], [], {}, 0
+            px, nme, p21, yaw_d, yaw_l, terms, n = [], [], [], [], [], {}, 0
             for i in range(0, len(self.val_idx), bs):
                 batch = collate_skip_bad([self.dataset[j] for j in self.val_idx[i:i + bs]])
                 if batch is None:
@@ -321,6 +321,10 @@ class Trainer:
                 if getattr(out, "pts21", None) is not None:
                     e21, has21 = pts21_error(out.pts21, batch["pts21"], self.cfg.data.size)
                     p21.append(e21[has21])
+                if batch.get("yaw") is not None:  # vs the head-yaw label where the sample has one
+                    have = torch.isfinite(batch["yaw"])
+                    yaw_d.append((self.layout.split(coeffs)["angles"][:, 1] - batch["yaw"])[have].abs())
+                    yaw_l.append(batch["yaw"][have].abs())
                 b = batch["image"].shape[0]
                 for k, v in losses.items():
                     terms[k] = terms.get(k, 0.0) + float(v) * b
@@ -331,14 +335,20 @@ class Trainer:
             if n:
                 # vs the manual AFLW labels (visible used points) where any sample has them
                 e21 = torch.cat(p21) if p21 else torch.zeros(0)
+                yd, yl = (torch.cat(yaw_d), torch.cat(yaw_l)) if yaw_d else (torch.zeros(0), torch.zeros(0))
+                prof = yl > math.radians(60.0)
                 result = {"lm_px": float(torch.cat(px).mean()), "nme": float(torch.cat(nme).mean()), "n": n,
                           **({"pts21_px": float(e21.mean())} if e21.numel() else {}),
+                          **({"yaw_err_deg": math.degrees(float(yd.mean()))} if yd.numel() else {}),
+                          **({"yaw_err_deg_60": math.degrees(float(yd[prof].mean()))} if prof.any() else {}),
                           **{(k if k.startswith("coef_rms/") else f"loss/{k}"):
                              (math.sqrt(v / n) if k.startswith("coef_rms/") else v / n) for k, v in terms.items()}}
                 self.best_val = min(self.best_val, result["nme"])
                 self.runlog.write({"kind": "val", "step": self.step, **result})
-                log.info("step %d: val lm %.2f px (224), NME %.4f%s", self.step, result["lm_px"], result["nme"],
-                         f", manual labels {result['pts21_px']:.2f} px" if "pts21_px" in result else "")
+                log.info("step %d: val lm %.2f px (224), NME %.4f%s%s", self.step, result["lm_px"], result["nme"],
+                         f", manual labels {result['pts21_px']:.2f} px" if "pts21_px" in result else "",
+                         f", yaw vs label {result['yaw_err_deg']:.1f}° (|yaw| > 60°: {result.get('yaw_err_deg_60', float('nan')):.1f}°)"
+                         if "yaw_err_deg" in result else "")
         D.barrier(self.dist)
         return result
 

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         min_size: float = typer.Option(32.0, "--min-size", help="Skip faces smaller than this (longer side of the 68-point box, original px)."),
         preview: int = typer.Option(0, "--preview", min=0, help="Write DATASET/preview.png with the first N crops, landmarks and masks."),
         parsing: Optional[Path] = typer.Option(None, "--parsing", help="BiSeNet face-parsing checkpoint (79999_iter.pth) to exclude hair, glasses, hats, hands."),
-        pts21: Optional[Path] = typer.Option(None, "--pts21", help="AFLW pts21.npy (with roi_box.npy, list.txt beside it): attach the 21 manual points in crop px."),
+        pts21: Optional[Path] = typer.Option(None, "--pts21", help="AFLW pts21.npy (with roi_box.npy, list.txt beside it): attach the 21 manual points in crop px (and the AFLW yaw label when yaws.npy is beside it)."),
         scale: float = typer.Option(1.0, "--scale", help="Face size factor in the crop (1 = the default model's mean face at the default camera)."),
         border: str = typer.Option("constant", "--border", help="Padding where the crop leaves the image: constant or replicate."),
         roi_fallback: bool = typer.Option(False, "--roi-fallback", help="Pre-cropped images (e.g. AFLW crops): when the detector finds no face, fit the FaceMesh landmark model with the whole image as the face box (recovers profiles)."),

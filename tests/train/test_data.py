@@ -118,3 +118,51 @@ def test_missing_dataset_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="recon prep"):
         load_entries(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------------------------ teacher gate, yaw label
+def test_teacher_gate_drops_68_points_that_miss_the_manual_labels(tiny):
+    """``data.lm68_max_disagree``: a face whose detected 68 points miss its visible manual labels by
+    more than the threshold (px at 224, the crop's size here) loses its wing-loss weight."""
+    import copy
+
+    from train.data import teacher_disagreement
+    from train.pts21 import USED, weights_21x68
+
+    _, entries = load_entries(tiny)
+    e = copy.deepcopy(entries[0])
+    lm = np.asarray(e["lm68"], np.float64)
+    src = cv2.imread(str(e["crop"])).shape[0]
+    agree = weights_21x68().astype(np.float64) @ lm
+    agree[~USED] = np.nan
+    far = agree + 12.0 * src / 224 / np.sqrt(2)  # 12 px at 224 along the diagonal
+    few = far.copy()
+    few[np.flatnonzero(USED)[2:]] = np.nan  # only two visible: the gate cannot judge
+    assert teacher_disagreement(lm, agree) == pytest.approx(0.0, abs=1e-9)
+    assert teacher_disagreement(lm, far) == pytest.approx(12.0 * src / 224)
+    assert teacher_disagreement(lm, few) is None
+    weights = {}
+    for name, p21 in (("agree", agree), ("far", far), ("few", few)):
+        ent = copy.deepcopy(e)
+        ent["extra"]["pts21"] = [[None if not np.isfinite(v) else float(v) for v in row] for row in p21]
+        for thr in (0.0, 8.0, 16.0):
+            weights[name, thr] = float(FaceDataset(tiny, [ent], 64, lm68_max_disagree=thr)[0]["lm68_weight"].sum())
+    assert weights["far", 8.0] == 0.0  # 12 px > 8 px: dropped
+    assert weights["far", 0.0] == weights["far", 16.0] == 68.0  # off, or within the threshold
+    assert weights["agree", 8.0] == weights["few", 8.0] == 68.0
+
+
+def test_yaw_label_is_in_the_model_convention_and_mirrors(tiny):
+    import copy
+
+    from train.augment import AugmentSettings
+
+    _, entries = load_entries(tiny)
+    e = copy.deepcopy(entries[0])
+    assert torch.isnan(FaceDataset(tiny, [e], 64)[0]["yaw"])  # no label
+    e["extra"]["yaw_deg"] = 30.0  # AFLW: face turned to the image's left
+    assert float(FaceDataset(tiny, [e], 64)[0]["yaw"]) == pytest.approx(-np.radians(30.0))
+    mirror = FaceDataset(tiny, [e], 64, augment=AugmentSettings(shift=0, scale=0, rotate=0, flip=1.0))
+    assert float(mirror[(0, 0)]["yaw"]) == pytest.approx(np.radians(30.0))
+    batch = collate_skip_bad([FaceDataset(tiny, [e], 64)[0], None, mirror[(0, 1)]])
+    assert batch["yaw"].shape == (2,) and batch["yaw"].tolist() == pytest.approx([-np.radians(30), np.radians(30)])

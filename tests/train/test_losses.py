@@ -13,7 +13,7 @@ from recon_cli.coeffs import CoeffLayout
 from train.losses import (LossOptions, Losses, LossWeights, RegWeights, amplitude_loss, composite, compute_losses,
                           extra_landmark_loss, frequency_loss, identity_loss, landmark_loss, light_colour_loss,
                           phase_loss, photometric_loss, reflectance_loss, regularisation_loss, safe_phase,
-                          settings_from_config, wing)
+                          settings_from_config, wing, yaw_loss, YawLoss)
 
 gen = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
 
@@ -278,6 +278,45 @@ def test_compute_losses_subset_pts21_and_module_wrapper():
     assert set(terms) == {"reg", "total"} and terms["total"].item() == 0.0
     with pytest.raises(ValueError, match="unknown loss"):
         compute_losses(batch, out, coeffs, enabled={"photo", "lpips"}, layout=layout)
+
+
+# ----------------------------------------------------------------------------------- yaw label
+def test_yaw_hinge_matches_reference_skips_missing_labels_and_gradchecks():
+    pred = torch.tensor([0.10, 1.00, -0.50, -1.2, 0.3], dtype=torch.float64)
+    label = torch.tensor([0.12, 0.50, float("nan"), -0.4, float("nan")], dtype=torch.float64)
+    m = math.radians(5.0)
+    have = np.isfinite(label.numpy())
+    ref = np.maximum(np.abs(pred.numpy() - np.nan_to_num(label.numpy()))[have] - m, 0).mean()
+    assert yaw_loss(pred, label, m).item() == pytest.approx(ref, rel=1e-12)
+    assert YawLoss(m)(pred, label).item() == pytest.approx(ref, rel=1e-12)
+    # within the margin nothing pulls; beyond it the pull is the sign of the error / labelled count
+    p = pred.clone().requires_grad_()
+    yaw_loss(p, label, m).backward()
+    assert p.grad.tolist() == pytest.approx([0.0, 1 / 3, 0.0, -1 / 3, 0.0])
+    q = torch.tensor([0.3, -0.9, 0.2], dtype=torch.float64, requires_grad=True)
+    lab = torch.tensor([0.0, 0.1, float("nan")], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: yaw_loss(x, lab, 0.05), (q,))
+    # no labels at all: zero, finite, still differentiable
+    none = torch.full((3,), float("nan"), dtype=torch.float64)
+    v = yaw_loss(q, none, m)
+    v.backward()
+    assert v.item() == 0.0 and torch.isfinite(q.grad).all()
+
+
+def test_compute_losses_adds_the_yaw_term_only_when_weighted_and_labelled():
+    layout = CoeffLayout(6, 4, 5)
+    batch, out = _batch_and_render(24)
+    coeffs = torch.zeros(2, layout.total, dtype=torch.float64)
+    coeffs[:, layout.slices["angles"].start + 1] = torch.tensor([0.9, -0.2])  # yaw, rad
+    batch["yaw"] = torch.tensor([1.4, float("nan")], dtype=torch.float64)
+    opts = LossOptions(yaw_margin=0.1)
+    assert "yaw" not in compute_losses(batch, out, coeffs, layout=layout, size=24, enabled={"reg"}, options=opts)
+    terms = compute_losses(batch, out, coeffs, layout=layout, size=24, enabled={"reg"},
+                           weights=LossWeights(w_yaw=2.0), options=opts)
+    assert terms["yaw"].item() == pytest.approx(0.4)
+    assert terms["total"].item() == pytest.approx(4e-4 * terms["reg"].item() + 2.0 * 0.4)
+    _, _, o = settings_from_config(SimpleNamespace(yaw_margin_deg=5.0))
+    assert o.yaw_margin == pytest.approx(math.radians(5.0))
 
 
 def test_settings_from_config_maps_the_trainer_fields():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -108,6 +110,10 @@ def test_aflw_pts21_mapped_into_the_crop(shared_data, tmp_path):
                 assert np.linalg.norm(p[k] - lm5[j]) < 0.35 * io, (s.id, k)
                 checked += 1
     assert checked >= 4
+    # the AFLW yaw label (yaws.npy beside pts21.npy) travels with each face, in degrees as stored
+    yaws = dict(zip(names, np.load(aflw / "yaws.npy")))
+    for s in samples:
+        assert abs(s.extra["yaw_deg"] - yaws[Path(s.source).name]) < 1e-3, s.id
 
 
 def test_cli_prep(src, tmp_path):
@@ -151,5 +157,9 @@ def test_roi_fallback_recovers_profiles_the_detector_misses(shared_data, tmp_pat
         for k, j in ((17, 48), (19, 54)):
             if np.isfinite(p[k]).all():
                 assert np.linalg.norm(p[k] - lm[j]) < 40, (e["id"], k)  # px of the 224 crop
+    # yaw label in the model's convention (radians, opposite sign to AFLW's degrees)
+    for i, e in enumerate(entries):
+        y = float(FaceDataset(tmp_path / "fb", entries, 64)[i]["yaw"])
+        assert abs(y + np.radians(e["extra"]["yaw_deg"])) < 1e-5 and abs(np.degrees(y)) > 75
     ds = FaceDataset(tmp_path / "fb", entries, 64, fallback_lm68=False)
     assert ds[fb[0]]["lm68_weight"].sum() == 0 and FaceDataset(tmp_path / "fb", entries, 64)[fb[0]]["lm68_weight"].sum() == 68

@@ -2,13 +2,15 @@
 
     total = w_photo·L_photo + w_wing·L_wing + w_per·L_per + w_reg·L_reg + w_fre·L_fre
             (+ w_pts21·L_pts21, the optional wing term on manual 21-point labels)
+            (+ w_yaw·L_yaw, the optional hinge on a head-yaw label, train.losses.pose)
 
 Inputs (S = training crop side):
 
 * ``batch``: ``image (B,3,S,S)`` RGB in [0,1]; ``face_mask (B,1,S,S)`` 0/1 face area (skin, not
   occluded); ``region_weight (B,1,S,S)`` per-pixel region weight W; ``lm68 (B,68,2)`` detected
   landmarks in crop pixels; optional ``lm68_weight (B,68)`` (visibility) and ``pts21 (B,21,2)``
-  manual labels (NaN = invisible).
+  manual labels (NaN = invisible); optional ``yaw (B,)`` head-yaw label, model convention,
+  radians (NaN = none).
 * ``render_out`` (a mapping or an object with these attributes): ``image (B,3,S,S)`` the raw
   render, ``mask (B,1,S,S)`` its coverage in [0,1], ``landmarks (B,68,2)`` projected model
   landmarks in crop pixels; optional ``pts21 (B,21,2)`` projected vertices of the 21 labels.
@@ -20,11 +22,12 @@ photometric, identity and frequency terms (DESIGN.md). The photometric mask is
 sets scaled by ``224 / S``) because wing's w and ε are pixel distances.
 
 Returned dict: the *unweighted* terms (``photo``, ``wing``, ``per``, ``reg``, ``fre``,
-``fre_amp``, ``fre_phase``, ``pts21``: only the enabled/available ones) and ``total``.
+``fre_amp``, ``fre_phase``, ``pts21``, ``yaw``: only the enabled/available ones) and ``total``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -35,6 +38,7 @@ from train.losses.frequency import amplitude_loss, phase_loss
 from train.losses.identity import IdentityLoss
 from train.losses.landmark import extra_landmark_loss, landmark_loss
 from train.losses.photometric import photometric_loss
+from train.losses.pose import yaw_loss
 from train.losses.regularisation import RegWeights, regularisation_loss
 
 ALL_TERMS = ("photo", "wing", "per", "reg", "fre")
@@ -57,6 +61,7 @@ class LossWeights:
     w_reg: float = 4e-4
     w_fre: float = 0.5
     w_pts21: float = 0.0
+    w_yaw: float = 0.0
 
 
 @dataclass
@@ -72,6 +77,7 @@ class LossOptions:
     fre_amplitude: str = "complex"  # "complex": |F_in − F_r|² (DESIGN); "amplitude": (|F_in| − |F_r|)²
     fre_wrap_phase: bool = False
     fre_alpha: float = 0.5  # FreLoss = α·FA + (1 − α)·FP
+    yaw_margin: float = 0.0  # radians: the yaw hinge's dead zone
     ref_size: int = REF_SIZE  # landmarks are compared in pixels of a crop of this side
 
 
@@ -127,6 +133,10 @@ def compute_losses(batch: Mapping[str, Any], render_out: Any, coeffs: Tensor | M
             out["pts21"] = extra_landmark_loss(pred21 * s, pts21 * s, w=options.wing_w, eps=options.wing_eps,
                                                per=options.wing_per, reduction=options.wing_reduction)
             total = total + weights.w_pts21 * out["pts21"]
+    if weights.w_yaw > 0 and batch.get("yaw") is not None:
+        split = coeffs if isinstance(coeffs, Mapping) else _split(coeffs, layout)
+        out["yaw"] = yaw_loss(split["angles"][:, 1], batch["yaw"].to(split["angles"].dtype), options.yaw_margin)
+        total = total + weights.w_yaw * out["yaw"]
     if "per" in enabled and identity is not None:
         out["per"] = identity(image, comp)
         total = total + weights.w_per * out["per"]
@@ -156,14 +166,16 @@ def settings_from_config(cfg: Any) -> tuple[set[str], LossWeights, LossOptions]:
     w, o = LossWeights(), LossOptions()
     g = lambda name, default: getattr(cfg, name, default)  # noqa: E731
     weights = LossWeights(w_photo=g("w_photo", w.w_photo), w_wing=g("w_wing", w.w_wing), w_per=g("w_per", w.w_per),
-                          w_reg=g("w_reg", w.w_reg), w_fre=g("w_fre", w.w_fre), w_pts21=g("w_pts21", w.w_pts21))
+                          w_reg=g("w_reg", w.w_reg), w_fre=g("w_fre", w.w_fre), w_pts21=g("w_pts21", w.w_pts21),
+                          w_yaw=g("w_yaw", w.w_yaw))
     reg = RegWeights(id=g("reg_id", o.reg.id), exp=g("reg_exp", o.reg.exp), tex=g("reg_tex", o.reg.tex),
                      light=g("reg_light", o.reg.light))
     options = LossOptions(photo_normalise=g("photo_normalise", o.photo_normalise), wing_w=g("wing_w", o.wing_w),
                           wing_eps=g("wing_eps", o.wing_eps), wing_per=g("wing_per", o.wing_per),
                           wing_reduction=g("wing_reduction", o.wing_reduction), reg=reg,
                           fre_amplitude=g("fre_amplitude", o.fre_amplitude),
-                          fre_wrap_phase=g("fre_wrap_phase", o.fre_wrap_phase))
+                          fre_wrap_phase=g("fre_wrap_phase", o.fre_wrap_phase),
+                          yaw_margin=math.radians(g("yaw_margin_deg", math.degrees(o.yaw_margin))))
     enabled = set(g("enabled", ALL_TERMS))
     return enabled, weights, options
 
