@@ -63,6 +63,7 @@ class ImageResult:
     crop_used: str  # "detector" | "gt" | "gt-fallback"
     pred68: np.ndarray = field(repr=False)  # (2, 68) px
     gt68: np.ndarray = field(repr=False)  # (2, 68) px
+    yaw_pred_deg: float | None = None  # the method's head yaw (recon: the virtual image camera's), if it has one
 
     @cached_property
     def regions(self) -> dict[str, float]:
@@ -89,6 +90,19 @@ class EvalResult:
         """``{region: [bin0, bin1, bin2, balanced]}`` NME in percent."""
         return region_summary([r.regions for r in self.images], np.array([r.yaw_deg for r in self.images]))
 
+    def pose_summary(self) -> dict[str, list[float | None]] | None:
+        """How far the predicted head turn is from the label, by yaw bin (degrees), or None when
+        the method predicts no pose: ``abs_yaw_bias`` = mean of ``|ŷ| − |y|`` (negative: the
+        method under-turns the head), ``abs_yaw_mae`` = mean of ``||ŷ| − |y||``. Magnitudes, so
+        the labels' sign convention (AFLW's is the opposite of the model's) does not matter."""
+        rows = [r for r in self.images if r.yaw_pred_deg is not None]
+        if not rows:
+            return None
+        d = np.array([abs(r.yaw_pred_deg) - abs(r.yaw_deg) for r in rows])
+        bins = yaw_bin(np.array([r.yaw_deg for r in rows]))
+        pick = lambda f: [float(f(d[bins == b])) if (bins == b).any() else None for b in range(3)]  # noqa: E731
+        return {"abs_yaw_bias": pick(np.mean), "abs_yaw_mae": pick(lambda x: np.abs(x).mean())}
+
     def to_dict(self) -> dict[str, Any]:
         worst = sorted(self.images, key=lambda r: -r.nme)[:10]
         return {
@@ -96,6 +110,7 @@ class EvalResult:
             "settings": self.settings,
             "summary": self.summary.to_dict(),
             "regions": self.region_summary(),
+            "pose": self.pose_summary(),
             "detector": {"misses": self.detector_misses if self.settings["crop"] == "detector" else None,
                          "miss_reasons": self.miss_reasons or None, "evaluated": len(self.images)},
             "timing": {"seconds": self.seconds, "predict_seconds": self.predict_seconds,
@@ -103,7 +118,9 @@ class EvalResult:
                        "predict_images_per_s": len(self.images) / self.predict_seconds if self.predict_seconds > 0 else None},
             "worst": [{"name": r.name, "nme_pct": 100 * r.nme, "yaw_deg": r.yaw_deg} for r in worst],
             "per_image": [{"name": r.name, "yaw_deg": r.yaw_deg, "bin": r.bin, "nme_pct": 100 * r.nme,
-                           "detector_hit": r.detector_hit, "crop_used": r.crop_used} for r in self.images],
+                           "detector_hit": r.detector_hit, "crop_used": r.crop_used,
+                           **({"yaw_pred_deg": r.yaw_pred_deg} if r.yaw_pred_deg is not None else {})}
+                          for r in self.images],
         }
 
 
@@ -154,6 +171,8 @@ def evaluate(dataset: Aflw2000, predictor: LandmarkPredictor, crop: str = "detec
             s = dataset.sample(name)
             img = read_image(s.image_path)
             tp = time.perf_counter()
+            if hasattr(predictor, "last_yaw_deg"):
+                predictor.last_yaw_deg = None  # set by predict / predict_gt_box of methods with a pose
             hit: bool | None = None
             used = "gt"
             if crop == "detector":
@@ -171,7 +190,8 @@ def evaluate(dataset: Aflw2000, predictor: LandmarkPredictor, crop: str = "detec
             t_pred += time.perf_counter() - tp
             pred = _check_pred(pred, name)
             results.append(ImageResult(name=name, yaw_deg=s.yaw_deg, bin=int(yaw_bin(s.yaw_deg)), nme=nme(pred, s.gt68),
-                                       detector_hit=hit, crop_used=used, pred68=pred, gt68=s.gt68))
+                                       detector_hit=hit, crop_used=used, pred68=pred, gt68=s.gt68,
+                                       yaw_pred_deg=getattr(predictor, "last_yaw_deg", None)))
             advance()
     seconds = time.perf_counter() - t0
     summary = summarise(np.array([r.nme for r in results]), np.array([r.yaw_deg for r in results]))

@@ -68,6 +68,12 @@ def print_table(results: list[EvalResult], console=None, published: bool = True)
                   _f(s.plain_mean), f"{s.n} ({counts})", misses, f"{res.images_per_s:.1f}")
     console.print(t)
     for res in results:
+        pose = res.pose_summary()
+        if pose is not None:
+            console.print(f"  {result_row_label(res)}: predicted |yaw| − labelled |yaw| by bin (deg): mean "
+                          + " / ".join(_f(float("nan") if v is None else v) for v in pose["abs_yaw_bias"]) + ", mean abs "
+                          + " / ".join(_f(float("nan") if v is None else v) for v in pose["abs_yaw_mae"]), highlight=False)
+    for res in results:
         st = res.settings
         keys = [k for k in ("data", "method", "crop", "landmarks", "yaw_source", "min_iou", "weights", "backend",
                             "gt_align", "limit") if st.get(k) is not None]
@@ -90,7 +96,7 @@ def print_regions(results: list[EvalResult], console=None) -> None:
 
 def write_points(path: str | Path, results: list[EvalResult]) -> list[Path]:
     """``.npz`` per run: names (N,), yaw_deg (N,), nme (N,) fractions, pred68 / gt68 (N, 2, 68) px,
-    crop_used (N,); for re-scoring or per-landmark analysis without re-running the model."""
+    crop_used (N,), yaw_pred_deg (N,) (NaN for methods without a pose); for re-scoring or per-landmark analysis without re-running the model."""
     import numpy as np
 
     from recon_cli.atomic import atomic_path
@@ -106,7 +112,9 @@ def write_points(path: str | Path, results: list[EvalResult]) -> list[Path]:
                                     nme=np.array([r.nme for r in res.images]),
                                     pred68=np.stack([r.pred68 for r in res.images]),
                                     gt68=np.stack([r.gt68 for r in res.images]),
-                                    crop_used=np.array([r.crop_used for r in res.images]))
+                                    crop_used=np.array([r.crop_used for r in res.images]),
+                                    yaw_pred_deg=np.array([np.nan if r.yaw_pred_deg is None else r.yaw_pred_deg
+                                                           for r in res.images]))
         out.append(p)
     return out
 

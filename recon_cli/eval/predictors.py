@@ -127,6 +127,7 @@ class ReconPredictor:
         self.gt_align = gt_align
         self._roi = RoiFaceMesh() if gt_align == "mesh" else None
         self._faces: dict[int, Any] = {}
+        self.last_yaw_deg: float | None = None  # head yaw (deg, image camera) of the last prediction
         self._meta = {k: enc.meta.get(k) for k in ("arch", "size", "model_name", "precision")}
         self._backend_kind = getattr(enc, "name", backend)
 
@@ -147,6 +148,7 @@ class ReconPredictor:
     def _run(self, image_bgr: np.ndarray, lm5: np.ndarray) -> np.ndarray:
         rgb = np.ascontiguousarray(image_bgr[..., ::-1])
         rec = self._rec(rgb, [np.asarray(lm5, dtype=np.float64)], dense=False)[0]
+        self.last_yaw_deg = float(np.degrees(rec.angles_img[1]))
         return np.asarray(rec.lm68, dtype=np.float64).T
 
     def detect(self, image_bgr: np.ndarray) -> list[np.ndarray]:

@@ -60,6 +60,7 @@ def test_mediapipe_limit20_both_crops_writes_json_csv_report(shared_data, tmp_pa
     expect = region_summary([region_nme(p, g) for p, g in zip(pts["pred68"], pts["gt68"])], pts["yaw_deg"])
     assert det["regions"] == {k: pytest.approx(v) for k, v in expect.items()}
     assert set(np.load(tmp_path / "pts.gt.npz")["crop_used"]) == {"gt"}
+    assert det["pose"] is None and np.isnan(pts["yaw_pred_deg"]).all()  # MediaPipe's mapped points carry no pose
     import cv2
 
     grid = cv2.imread(str(tmp_path / "rep" / "worst_gt.png"))

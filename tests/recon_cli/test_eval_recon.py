@@ -50,11 +50,20 @@ def test_recon_method_runs_end_to_end(onnx_encoder, shared_data, tmp_path, capsy
               str(onnx_encoder), "--crop", "both", "--limit", "4", "--quiet", "--json", str(tmp_path / "r.json")])
     out = capsys.readouterr()
     assert e.value.code in (0, None), out.out + out.err
+    assert "predicted |yaw|" in out.out
     runs = json.loads((tmp_path / "r.json").read_text())["runs"]
     assert [r["settings"]["crop"] for r in runs] == ["detector", "gt"]
     for r in runs:
         assert r["settings"]["method"] == "recon" and r["settings"]["backend"].startswith("onnx")
         assert r["summary"]["n"] == 4 and all(np.isfinite(x["nme_pct"]) for x in r["per_image"])
+        # the encoder's head yaw per image, and its |yaw| error against the label by bin
+        yp = np.array([x["yaw_pred_deg"] for x in r["per_image"]])
+        assert np.isfinite(yp).all() and (np.abs(yp) <= 180).all()
+        d = np.abs(yp) - np.abs([x["yaw_deg"] for x in r["per_image"]])
+        bins = np.array([x["bin"] for x in r["per_image"]])
+        for b in range(3):
+            got = r["pose"]["abs_yaw_bias"][b]
+            assert got is None if not (bins == b).any() else got == pytest.approx(d[bins == b].mean())
 
 
 @pytest.mark.data
