@@ -163,3 +163,18 @@ def test_roi_fallback_recovers_profiles_the_detector_misses(shared_data, tmp_pat
         assert abs(y + np.radians(e["extra"]["yaw_deg"])) < 1e-5 and abs(np.degrees(y)) > 75
     ds = FaceDataset(tmp_path / "fb", entries, 64, fallback_lm68=False)
     assert ds[fb[0]]["lm68_weight"].sum() == 0 and FaceDataset(tmp_path / "fb", entries, 64)[fb[0]]["lm68_weight"].sum() == 68
+
+
+def test_pts21_table_reads_yaws_and_rejects_a_wrong_length(tmp_path):
+    from train.prep import Pts21Table
+
+    np.save(tmp_path / "pts21.npy", np.zeros((3, 2, 21)))
+    np.save(tmp_path / "roi_box.npy", np.tile([0.0, 0.0, 120.0, 120.0], (3, 1)))
+    (tmp_path / "list.txt").write_text("a.jpg\nb.jpg\nc.jpg\n")
+    assert Pts21Table(tmp_path / "pts21.npy").yaw(Path("a.jpg")) is None  # no yaws.npy: no label
+    np.save(tmp_path / "yaws.npy", np.array([10.0, np.nan, -70.0]))
+    t = Pts21Table(tmp_path / "pts21.npy")
+    assert t.yaw(Path("x/c.jpg")) == -70.0 and t.yaw(Path("b.jpg")) is None and t.yaw(Path("zz.jpg")) is None
+    np.save(tmp_path / "yaws.npy", np.zeros(4))
+    with pytest.raises(InputError, match="yaws.npy"):
+        Pts21Table(tmp_path / "pts21.npy")
