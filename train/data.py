@@ -43,11 +43,13 @@ from torch.utils.data import Dataset
 
 from recon_cli.errors import InputError
 from train.augment import AugmentSettings, apply, random_transform
+from train.pts21 import USED, weights_21x68
+from train.step import REF_SIZE  # the teacher gate's threshold is in px of a 224 crop, like the wing loss
 
 log = logging.getLogger("recon.train.data")
 
 N_LABELS = 5  # 0 out, 1 skin, 2 eyes, 3 nose, 4 mouth
-REF_SIZE = 224  # the teacher gate's threshold is in px of a 224 crop
+_W21 = weights_21x68().astype(np.float64)  # (21, 68): AFLW points from the 68 landmarks (train.pts21)
 
 
 # ---------------------------------------------------------------------------------------- manifest
@@ -196,12 +198,10 @@ def teacher_disagreement(lm68: np.ndarray, pts21: np.ndarray) -> float | None:
     """Mean distance (px of the crop they are in) between the manual labels ``pts21 (21, 2)``
     (NaN = invisible) and the same points predicted from the detected ``lm68 (68, 2)`` through
     :mod:`train.pts21`'s mapping, over the visible used points; None when fewer than 3 are visible."""
-    from train.pts21 import USED, weights_21x68
-
     vis = USED & np.isfinite(pts21).all(1)
     if vis.sum() < 3:
         return None
-    pred = weights_21x68().astype(np.float64) @ np.asarray(lm68, np.float64)
+    pred = _W21 @ np.asarray(lm68, np.float64)
     return float(np.linalg.norm(pred[vis] - pts21[vis], axis=1).mean())
 
 

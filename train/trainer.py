@@ -321,21 +321,21 @@ class Trainer:
                 if getattr(out, "pts21", None) is not None:
                     e21, has21 = pts21_error(out.pts21, batch["pts21"], self.cfg.data.size)
                     p21.append(e21[has21])
-                if batch.get("yaw") is not None:  # vs the head-yaw label where the sample has one
-                    have = torch.isfinite(batch["yaw"])
-                    yaw_d.append((self.layout.split(coeffs)["angles"][:, 1] - batch["yaw"])[have].abs())
-                    yaw_l.append(batch["yaw"][have].abs())
+                groups = self.layout.split(coeffs)
+                have = torch.isfinite(batch["yaw"])  # vs the head-yaw label where the sample has one
+                yaw_d.append((groups["angles"][:, 1] - batch["yaw"])[have].abs())
+                yaw_l.append(batch["yaw"][have].abs())
                 b = batch["image"].shape[0]
                 for k, v in losses.items():
                     terms[k] = terms.get(k, 0.0) + float(v) * b
-                for g, v in self.layout.split(coeffs).items():  # coefficient magnitudes (divergence check)
+                for g, v in groups.items():  # coefficient magnitudes (divergence check)
                     terms[f"coef_rms/{g}"] = terms.get(f"coef_rms/{g}", 0.0) + float(v.pow(2).mean()) * b
                 n += b
             self.encoder.train()
             if n:
                 # vs the manual AFLW labels (visible used points) where any sample has them
                 e21 = torch.cat(p21) if p21 else torch.zeros(0)
-                yd, yl = (torch.cat(yaw_d), torch.cat(yaw_l)) if yaw_d else (torch.zeros(0), torch.zeros(0))
+                yd, yl = torch.cat(yaw_d), torch.cat(yaw_l)
                 prof = yl > math.radians(60.0)
                 result = {"lm_px": float(torch.cat(px).mean()), "nme": float(torch.cat(nme).mean()), "n": n,
                           **({"pts21_px": float(e21.mean())} if e21.numel() else {}),

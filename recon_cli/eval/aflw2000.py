@@ -35,7 +35,11 @@ CROPS = ("detector", "gt")
 
 
 class LandmarkPredictor(Protocol):
-    """What the evaluation needs from a method. Landmarks: (2, 68) float64, original image px, iBUG order."""
+    """What the evaluation needs from a method. Landmarks: (2, 68) float64, original image px, iBUG order.
+
+    Optional: a method that also predicts the head pose sets ``last_yaw_deg`` (degrees) in
+    :meth:`predict` / :meth:`predict_gt_box`; the evaluation clears it before each image and
+    records it as :attr:`ImageResult.yaw_pred_deg`."""
 
     name: str
 

@@ -71,8 +71,8 @@ def print_table(results: list[EvalResult], console=None, published: bool = True)
         pose = res.pose_summary()
         if pose is not None:
             console.print(f"  {result_row_label(res)}: predicted |yaw| − labelled |yaw| by bin (deg): mean "
-                          + " / ".join(_f(float("nan") if v is None else v) for v in pose["abs_yaw_bias"]) + ", mean abs "
-                          + " / ".join(_f(float("nan") if v is None else v) for v in pose["abs_yaw_mae"]), highlight=False)
+                          + " / ".join(map(_f, pose["abs_yaw_bias"])) + ", mean abs "
+                          + " / ".join(map(_f, pose["abs_yaw_mae"])), highlight=False)
     for res in results:
         st = res.settings
         keys = [k for k in ("data", "method", "crop", "landmarks", "yaw_source", "min_iou", "weights", "backend",
@@ -89,7 +89,7 @@ def print_regions(results: list[EvalResult], console=None) -> None:
     console, t = _bin_table(console, "NME (%) by landmark region (iBUG ranges; same sqrt(w·h) normaliser)", ("run", "region"))
     for res in results:
         for k, vals in res.region_summary().items():
-            t.add_row(result_row_label(res), k, *[_f(float("nan") if v is None else v) for v in vals])
+            t.add_row(result_row_label(res), k, *map(_f, vals))
         t.add_section()
     console.print(t)
 
@@ -119,8 +119,9 @@ def write_points(path: str | Path, results: list[EvalResult]) -> list[Path]:
     return out
 
 
-def _f(v: float) -> str:
-    return "–" if v != v else f"{v:.2f}"
+def _f(v: float | None) -> str:
+    """Two decimals; "–" for None or NaN (an empty bin)."""
+    return "–" if v is None or v != v else f"{v:.2f}"
 
 
 def to_json(results: list[EvalResult]) -> dict[str, Any]:
