@@ -113,8 +113,8 @@ class Pts21Table:
         if missing:
             raise InputError(f"--pts21 needs {', '.join(missing)}",
                              hint="point --pts21 at aflw-train/pts21.npy with roi_box.npy and list.txt beside it")
-        self.pts = np.load(path).astype(np.float64)
-        self.roi = np.load(folder / "roi_box.npy").astype(np.float64)
+        self.pts = _load_npy(path)
+        self.roi = _load_npy(folder / "roi_box.npy")
         names = (folder / "list.txt").read_text().split()
         if not (self.pts.ndim == 3 and self.pts.shape[1:] == (2, 21) and len(self.pts) == len(self.roi) == len(names)):
             raise InputError(f"{path}: expected pts21 N×2×21, roi_box N×4 and N names; got {self.pts.shape}, "
@@ -122,7 +122,7 @@ class Pts21Table:
         self.index = {Path(n).name: k for k, n in enumerate(names)}
         self.yaws = None
         if (folder / "yaws.npy").is_file():
-            yaws = np.load(folder / "yaws.npy").astype(np.float64).ravel()
+            yaws = _load_npy(folder / "yaws.npy").ravel()
             if yaws.shape != (len(names),):
                 raise InputError(f"{folder / 'yaws.npy'}: expected {len(names)} yaw values (one per name of list.txt), "
                                  f"found shape {yaws.shape}", hint="use the aflw-train files as shipped, or remove yaws.npy")
@@ -147,6 +147,15 @@ class Pts21Table:
         p = (p - [x0, y0]) * [w / (x1 - x0), h / (y1 - y0)]
         p[invisible] = np.nan
         return p
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """A numeric ``.npy`` as float64; InputError naming the file when it is unreadable or not numeric."""
+    try:
+        return np.load(path).astype(np.float64)
+    except (ValueError, TypeError, OSError, EOFError) as e:
+        raise InputError(f"{path}: not a readable numeric .npy file ({e})",
+                         hint="re-copy it from the aflw-train folder as shipped") from None
 
 
 # ---------------------------------------------------------------------------------- worker

@@ -178,3 +178,6 @@ def test_pts21_table_reads_yaws_and_rejects_a_wrong_length(tmp_path):
     np.save(tmp_path / "yaws.npy", np.zeros(4))
     with pytest.raises(InputError, match="yaws.npy"):
         Pts21Table(tmp_path / "pts21.npy")
+    (tmp_path / "yaws.npy").write_text("not an array")  # corrupt: a clear error naming the file, no traceback
+    with pytest.raises(InputError, match="yaws.npy: not a readable"):
+        Pts21Table(tmp_path / "pts21.npy")
