@@ -20,7 +20,7 @@ def recon(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
 
 
-def test_export_without_weights_uses_the_shipped_default(tmp_path):
+def test_export_without_weights_uses_the_shipped_default(tmp_path, shared_data):  # parity crops: the data
     """No --weights: the shipped default encoder is exported and verified; in a build without
     one, the command says so and exits 2."""
     from recon_cli.paths import WEIGHTS_DIR
@@ -41,7 +41,7 @@ def test_export_without_weights_uses_the_shipped_default(tmp_path):
     assert meta["model_hash"] == shipped["model_hash"]
 
 
-def test_export_rejects_bad_options(tmp_path):
+def test_export_rejects_bad_options(tmp_path, shared_data):  # export checks its crops before some options
     r = recon("export", "--onnx", str(tmp_path / "x.txt"), "--arch", "resnet50", "--untrained")
     assert r.returncode == 2 and ".onnx" in r.stderr
     r = recon("export", "--onnx", str(tmp_path / "x.onnx"), "--untrained")

@@ -62,7 +62,7 @@ def test_export_resnet50(tmp_path, default_model, real_crops):
     _check_metadata_and_batches(enc, meta, out, default_model, real_crops)
 
 
-def test_dynamo_exporter_matches(tmp_path, default_model):
+def test_dynamo_exporter_matches(tmp_path, default_model, shared_data):  # parity on the data's crops
     _, _, out = _export_and_check("mobilenet_v3_small", default_model, tmp_path, exporter="dynamo")
     assert read_metadata(out)["exporter"] == "dynamo"
 

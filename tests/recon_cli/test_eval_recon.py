@@ -12,7 +12,7 @@ from recon_cli.eval.crops import canonical_box_in_crop, gt_box_transform, square
 
 
 @pytest.fixture(scope="module")
-def onnx_encoder(tmp_path_factory):
+def onnx_encoder(tmp_path_factory, shared_data):  # the export checks parity on the data's crops
     pytest.importorskip("torch")
     from export.onnx_export import export_onnx, load_encoder
 
