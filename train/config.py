@@ -42,6 +42,9 @@ class DataConfig:
     # Not in the paper (off = 0): drop a face's 68 teacher points from the wing loss when they miss
     # its visible manual labels by more than this mean distance (px at 224); see train.data.
     lm68_max_disagree: float = 0.0
+    # Not in the paper (off = 0): oversample the |yaw| bins 0–30/30–60/≥60° of the AFLW yaw label
+    # toward equal shares, weight ∝ share^−α (1 = equal); see train.data.yaw_bin_weights.
+    yaw_balance: float = 0.0
     # Augmentation (train split only; train.augment). The paper is silent: defaults are
     # Deep3DFaceRecon's PyTorch training values. 0 switches each off.
     aug_shift: float = 10.0  # random shift, ± px at a 224 crop
@@ -232,6 +235,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         ("data.aug_shift", cfg.data.aug_shift >= 0, "≥ 0 px"),
         ("data.aug_rotate", cfg.data.aug_rotate >= 0, "≥ 0 degrees"),
         ("data.lm68_max_disagree", cfg.data.lm68_max_disagree >= 0, "≥ 0 px (0 = off)"),
+        ("data.yaw_balance", 0 <= cfg.data.yaw_balance <= 1, "between 0 (off) and 1 (equal bins)"),
         ("losses.w_yaw", cfg.losses.w_yaw >= 0, "≥ 0"),
         ("losses.yaw_margin_deg", cfg.losses.yaw_margin_deg >= 0, "≥ 0 degrees"),
     ]

@@ -21,6 +21,13 @@ A sample (dict, one face; ``S`` = ``data.size``):
   ``−radians(extra.yaw_deg)``, see :mod:`train.losses.pose`; negated by a mirror), NaN when absent;
 * ``index``: int, position in the dataset (for logging).
 
+Yaw-balanced sampling (``data.yaw_balance`` = α, off at 0; not in the paper): the benchmark that
+judges the model (AFLW2000-3D) averages its NME over three |yaw| bins with equal weight, while
+AFLW's training faces are mostly frontal. :func:`yaw_bin_weights` gives each labelled face a
+sampling weight ∝ (its bin's share)^−α (bins 0–30°, 30–60°, ≥ 60° of ``|extra.yaw_deg|``), scaled so
+the labelled faces' mean weight is 1; faces without a label keep weight 1. α = 1 draws the three
+bins equally often. The sampler then draws each epoch with replacement by these weights.
+
 Bad samples (missing/corrupt crop or mask, NaN/out-of-range landmarks) are logged once with the
 file and the reason and come back as ``None``; :func:`collate_skip_bad` drops them, so a long run
 never stops on one bad file. The sampler's state is (epoch, batch index): ``--resume`` restarts
@@ -233,6 +240,36 @@ def collate_skip_bad(samples: list[dict[str, Any] | None]) -> dict[str, Any] | N
 
 
 # ---------------------------------------------------------------------------------------- sampler
+YAW_BINS_DEG = (30.0, 60.0)  # |yaw| bin edges of the AFLW2000-3D protocol: [0, 30), [30, 60), [60, ∞)
+
+
+def yaw_bin(yaw_deg: float | None) -> int:
+    """AFLW2000-3D |yaw| bin of a label in degrees (either sign): 0, 1, 2, or −1 when absent/NaN."""
+    if yaw_deg is None or not math.isfinite(float(yaw_deg)):
+        return -1
+    return int(np.searchsorted(YAW_BINS_DEG, abs(float(yaw_deg)), side="right"))
+
+
+def yaw_bin_weights(entries: list[dict[str, Any]], indices: list[int], alpha: float) -> np.ndarray | None:
+    """Sampling weights ``(len(indices),) float64`` that balance the |yaw| bins (module docstring).
+
+    ``None`` when ``alpha`` is 0 or no entry carries ``extra.yaw_deg`` (uniform sampling)."""
+    if alpha <= 0:
+        return None
+    bins = np.array([yaw_bin((entries[i].get("extra") or {}).get("yaw_deg")) for i in indices])
+    lab = bins >= 0
+    if not lab.any():
+        return None
+    counts = np.bincount(bins[lab], minlength=len(YAW_BINS_DEG) + 1).astype(np.float64)
+    share = counts / counts.sum()
+    per_bin = np.zeros_like(share)
+    per_bin[counts > 0] = share[counts > 0] ** -alpha  # empty bins are never indexed
+    w = np.ones(len(indices))
+    w[lab] = per_bin[bins[lab]]
+    w[lab] /= w[lab].mean()
+    return w
+
+
 @dataclass
 class SamplerState:
     epoch: int = 0
@@ -247,14 +284,21 @@ class ResumableBatchSampler:
     gives rank ``r`` the items ``r, r+world, …``. All ranks get the same number of batches.
     ``state`` (epoch, batch) says where iteration starts; the trainer advances it as batches are
     consumed (not as they are prefetched), so a checkpoint records the exact data position.
+    With ``weights`` ((len(indices),), e.g. :func:`yaw_bin_weights`), each epoch instead draws
+    ``len(indices)`` items with replacement in proportion to them, from the same per-epoch seed.
     """
 
     def __init__(self, indices: list[int], batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
-                 shuffle: bool = True, drop_last: bool = True, tag_epoch: bool = False):
+                 shuffle: bool = True, drop_last: bool = True, tag_epoch: bool = False,
+                 weights: np.ndarray | None = None):
         if not indices:
             raise InputError("the training split is empty", hint="use more samples or a smaller data.val_fraction")
         self.indices, self.batch_size, self.seed = list(indices), int(batch_size), int(seed)
         self.rank, self.world, self.shuffle = rank, world, shuffle
+        if weights is not None and (len(weights) != len(self.indices) or not np.all(np.asarray(weights) >= 0)
+                                    or not np.sum(weights) > 0):
+            raise ValueError("sampler weights must be one non-negative weight per index, not all zero")
+        self.p = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
         self.tag_epoch = tag_epoch  # yield (index, epoch) pairs: per-epoch augmentation draws
         per_rank = math.ceil(len(self.indices) / world)
         # drop the last partial batch unless it is the only one (tiny datasets)
@@ -268,8 +312,11 @@ class ResumableBatchSampler:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         idx = np.asarray(self.indices)
-        if self.shuffle:
-            idx = idx[np.random.default_rng([self.seed, epoch]).permutation(len(idx))]
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.p is not None:
+            idx = idx[rng.choice(len(idx), size=len(idx), replace=True, p=self.p)]
+        elif self.shuffle:
+            idx = idx[rng.permutation(len(idx))]
         total = self.per_rank * self.world
         if total > len(idx):
             idx = np.concatenate([idx, idx[: total - len(idx)]])

@@ -41,7 +41,8 @@ from train import distributed as D
 from train.augment import AugmentSettings
 from train.checkpoint import load_training_checkpoint, rng_state, save_training_checkpoint, set_rng_state
 from train.config import TrainConfig, save_yaml, validate
-from train.data import FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids
+from train.data import (FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids, yaw_bin,
+                        yaw_bin_weights)
 from train.grid import make_grid, write_grid
 from train.interrupt import stop_on_signals
 from train.objective import build_objective
@@ -94,7 +95,8 @@ class Trainer:
         self.header, self.train_idx, self.val_idx = header, train_idx, val_idx
         self.sampler = ResumableBatchSampler(train_idx, cfg.optim.batch_size, seed=cfg.run.seed,
                                              rank=self.dist.rank, world=self.dist.world, drop_last=d.drop_last,
-                                             tag_epoch=aug.active)
+                                             tag_epoch=aug.active,
+                                             weights=yaw_bin_weights(entries, train_idx, d.yaw_balance))
         self.loader_gen = torch.Generator().manual_seed(cfg.run.seed)
         self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=d.workers,
                                  collate_fn=collate_skip_bad, pin_memory=self.device.type == "cuda",
@@ -308,7 +310,7 @@ class Trainer:
         if self.dist.is_main and self.val_idx:
             self.encoder.eval()
             bs = self.cfg.optim.batch_size
-            px, nme, p21, yaw_d, yaw_l, terms, n = [], [], [], [], [], {}, 0
+            px, nme, p21, y21, yaw_d, yaw_l, terms, n = [], [], [], [], [], [], {}, 0
             for i in range(0, len(self.val_idx), bs):
                 batch = collate_skip_bad([self.dataset[j] for j in self.val_idx[i:i + bs]])
                 if batch is None:
@@ -321,6 +323,7 @@ class Trainer:
                 if getattr(out, "pts21", None) is not None:
                     e21, has21 = pts21_error(out.pts21, batch["pts21"], self.cfg.data.size)
                     p21.append(e21[has21])
+                    y21.append(batch["yaw"][has21].cpu())
                 groups = self.layout.split(coeffs)
                 have = torch.isfinite(batch["yaw"])  # vs the head-yaw label where the sample has one
                 yaw_d.append((groups["angles"][:, 1] - batch["yaw"])[have].abs())
@@ -334,19 +337,27 @@ class Trainer:
             self.encoder.train()
             if n:
                 # vs the manual AFLW labels (visible used points) where any sample has them
-                e21 = torch.cat(p21) if p21 else torch.zeros(0)
+                e21 = torch.cat(p21).float().cpu() if p21 else torch.zeros(0)
+                bins = [yaw_bin(math.degrees(float(y))) for y in torch.cat(y21)] if y21 else []
+                by_bin = [e21[[b == k for b in bins]] for k in range(3)] if bins else []
                 yd, yl = torch.cat(yaw_d), torch.cat(yaw_l)
                 prof = yl > math.radians(60.0)
                 result = {"lm_px": float(torch.cat(px).mean()), "nme": float(torch.cat(nme).mean()), "n": n,
                           **({"pts21_px": float(e21.mean())} if e21.numel() else {}),
+                          # by AFLW2000-3D |yaw| bin of the label, and their mean when all three have faces
+                          **({"pts21_px_by_yaw": [float(b.mean()) if b.numel() else None for b in by_bin]}
+                             if by_bin else {}),
+                          **({"pts21_px_bal": float(sum(b.mean() for b in by_bin) / 3)}
+                             if by_bin and all(b.numel() for b in by_bin) else {}),
                           **({"yaw_err_deg": math.degrees(float(yd.mean()))} if yd.numel() else {}),
                           **({"yaw_err_deg_60": math.degrees(float(yd[prof].mean()))} if prof.any() else {}),
                           **{(k if k.startswith("coef_rms/") else f"loss/{k}"):
                              (math.sqrt(v / n) if k.startswith("coef_rms/") else v / n) for k, v in terms.items()}}
                 self.best_val = min(self.best_val, result["nme"])
                 self.runlog.write({"kind": "val", "step": self.step, **result})
-                log.info("step %d: val lm %.2f px (224), NME %.4f%s%s", self.step, result["lm_px"], result["nme"],
+                log.info("step %d: val lm %.2f px (224), NME %.4f%s%s%s", self.step, result["lm_px"], result["nme"],
                          f", manual labels {result['pts21_px']:.2f} px" if "pts21_px" in result else "",
+                         f" (yaw-balanced {result['pts21_px_bal']:.2f})" if "pts21_px_bal" in result else "",
                          f", yaw vs label {result['yaw_err_deg']:.1f}° (|yaw| > 60°: {result.get('yaw_err_deg_60', float('nan')):.1f}°)"
                          if "yaw_err_deg" in result else "")
         D.barrier(self.dist)

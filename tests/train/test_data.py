@@ -12,7 +12,8 @@ import torch
 
 from recon_cli.errors import InputError
 from tests.train.tiny_dataset import copy_dataset, tiny_dataset
-from train.data import FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids
+from train.data import (FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids, yaw_bin,
+                        yaw_bin_weights)
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +68,50 @@ def test_sampler_keeps_partial_batch_of_tiny_sets():
     assert len(s) == 1 and sorted(list(s)[0]) == [1, 2, 3]
     with pytest.raises(InputError):
         ResumableBatchSampler([], 4)
+
+
+def test_yaw_bins_follow_the_aflw2000_protocol():
+    assert [yaw_bin(v) for v in (0.0, -29.9, 30.0, 59.9, -60.0, 95.0)] == [0, 0, 1, 1, 2, 2]
+    assert yaw_bin(None) == -1 and yaw_bin(float("nan")) == -1
+
+
+def _yaw_entries(yaws):
+    return [{"extra": {} if y is None else {"yaw_deg": y}} for y in yaws]
+
+
+def test_yaw_bin_weights_balance_the_bins():
+    # 60 frontal, 30 half-profile, 10 profile faces and 5 without a label
+    ents = _yaw_entries([5.0] * 60 + [-40.0] * 30 + [75.0] * 10 + [None] * 5)
+    idx = list(range(len(ents)))
+    assert yaw_bin_weights(ents, idx, 0.0) is None
+    assert yaw_bin_weights(_yaw_entries([None] * 4), list(range(4)), 1.0) is None
+    w = yaw_bin_weights(ents, idx, 1.0)
+    assert w.shape == (105,) and np.allclose(w[100:], 1.0)  # unlabelled faces keep weight 1
+    assert np.mean(w[:100]) == pytest.approx(1.0)
+    share = [w[a:b].sum() for a, b in ((0, 60), (60, 90), (90, 100))]
+    np.testing.assert_allclose(share, [share[0]] * 3)  # α = 1: the three bins equally likely
+    h = yaw_bin_weights(ents, idx, 0.5)
+    assert h[90] / h[0] == pytest.approx(np.sqrt(6.0))  # (0.1 / 0.6)^−0.5
+    # only the listed indices count
+    w2 = yaw_bin_weights(ents, list(range(60, 100)), 1.0)
+    np.testing.assert_allclose([w2[:30].sum(), w2[30:].sum()], [20.0, 20.0])
+
+
+def test_weighted_sampler_draws_by_weight_and_resumes():
+    idx = list(range(100))
+    w = np.where(np.arange(100) < 10, 9.0, 1.0)  # the first 10 are half of the mass
+    s = ResumableBatchSampler(idx, batch_size=10, seed=3, weights=w)
+    assert len(s) == 10
+    drawn = np.concatenate([sum(s.epoch_batches(e), []) for e in range(40)])
+    assert abs(np.mean(drawn < 10) - 0.5) < 0.03
+    assert ResumableBatchSampler(idx, 10, seed=3, weights=w).epoch_batches(2) == s.epoch_batches(2)
+    assert s.epoch_batches(1) != s.epoch_batches(2)
+    full = list(s)
+    s.state.batch = 4
+    assert list(s) == full[4:]
+    for bad in (np.ones(99), -np.ones(100), np.zeros(100)):
+        with pytest.raises(ValueError, match="sampler weights"):
+            ResumableBatchSampler(idx, 10, weights=bad)
 
 
 # ------------------------------------------------------------------------------------ dataset

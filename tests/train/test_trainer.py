@@ -9,6 +9,7 @@ import os
 import signal
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -231,3 +232,29 @@ def test_yaw_term_turns_the_head_towards_the_label(tiny, tmp_path):
     val = read_log(tmp_path / "yaw", "val")
     assert [v["step"] for v in val] == [0, 6] and "yaw_err_deg_60" not in val[-1]  # no |label| > 60° here
     assert val[-1]["yaw_err_deg"] < val[0]["yaw_err_deg"]
+
+
+def test_validation_reports_manual_label_error_by_yaw_bin(tiny, tmp_path):
+    """Faces with manual labels and yaw labels in all three AFLW2000-3D bins: validation reports
+    the error per bin and their mean, consistent with the overall mean; ``data.yaw_balance`` runs."""
+    from train.data import split_ids
+    from train.pts21 import weights_21x68
+
+    data = copy_dataset(tiny, tmp_path / "bins")
+    man = data / "manifest.jsonl"
+    rows = [json.loads(ln) for ln in man.read_text().splitlines() if ln.strip()]
+    _, val_idx = split_ids([r["id"] for r in rows], 0.75, 0)
+    assert len(val_idx) >= 3
+    yaws = {i: (10.0, -45.0, 80.0)[k % 3] for k, i in enumerate(val_idx)}
+    for i, r in enumerate(rows):
+        r["extra"]["pts21"] = (weights_21x68() @ np.asarray(r["lm68"], np.float64)).tolist()
+        r["extra"]["yaw_deg"] = yaws.get(i, 20.0)
+    man.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train(make_cfg(data, tmp_path, "bins", "data.val_fraction=0.75", "optim.batch_size=3", "optim.max_steps=1",
+                   "losses.enabled=[reg]", "run.val_every=100", "data.yaw_balance=1", *NO_AUG))
+    v = read_log(tmp_path / "bins", "val")[-1]
+    by = v["pts21_px_by_yaw"]
+    assert len(by) == 3 and all(b is not None and b > 0 for b in by)
+    assert v["pts21_px_bal"] == pytest.approx(sum(by) / 3)
+    counts = [sum(1 for y in yaws.values() if lo <= abs(y) < hi) for lo, hi in ((0, 30), (30, 60), (60, 180))]
+    assert v["pts21_px"] == pytest.approx(sum(c * b for c, b in zip(counts, by)) / sum(counts), rel=1e-4)
