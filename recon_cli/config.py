@@ -8,6 +8,7 @@ only the machinery: dict ↔ dataclass conversion, YAML I/O and overrides.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,26 @@ from recon_cli.atomic import atomic_write_text
 from recon_cli.errors import InputError
 
 T = TypeVar("T")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with YAML 1.2's booleans: only true/false are bools, so ``run.amp=off`` or
+    ``amp: off`` stays the string "off" (YAML 1.1 would read it as False). Bool fields still take
+    on/off/yes/no: :func:`from_dict` converts those words for fields typed ``bool``."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in rs if tag != "tag:yaml.org,2002:bool"]
+    for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+_BOOL_WORDS = {"yes": True, "no": False, "on": True, "off": False, "true": True, "false": False}
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def to_dict(cfg: Any) -> Any:
@@ -45,6 +66,8 @@ def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T
         typ = hints[key]
         if dataclasses.is_dataclass(typ) and isinstance(value, dict):
             value = from_dict(typ, value, where=f"{where}.{key}")
+        elif typ is bool and isinstance(value, str) and value.lower() in _BOOL_WORDS:
+            value = _BOOL_WORDS[value.lower()]
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -73,7 +96,7 @@ def _split(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise InputError(f"config override {item!r} must look like key=value (e.g. optim.lr=1e-4)")
     key, raw = item.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    return key.strip(), _yaml(raw)
 
 
 def load_yaml(cls: type[T], path: str | Path | None, overrides: list[str] | dict | None = None) -> T:
@@ -84,7 +107,7 @@ def load_yaml(cls: type[T], path: str | Path | None, overrides: list[str] | dict
         if not path.is_file():
             raise InputError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = _yaml(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise InputError(f"{path} is not valid YAML: {e}") from None
         if not isinstance(data, dict):

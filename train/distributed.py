@@ -9,6 +9,7 @@ Only rank 0 writes files (checkpoints, logs, grids); :func:`all_flags` lets ever
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import torch.distributed as dist
 
 from recon_cli.errors import InputError
 
+log = logging.getLogger("recon.train.distributed")
 
 @dataclass
 class DistInfo:
@@ -65,7 +67,16 @@ def resolve_amp(spec: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type != "cuda" and spec == "fp16":
         raise InputError("run.amp=fp16 needs a CUDA device", hint="use run.amp=bf16 or off on CPU")
+    if device.type == "cpu" and spec == "bf16" and not cpu_has_native_bf16():
+        log.warning("run.amp=bf16 on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated there and "
+                    "many times slower than float32; use run.amp=off (the CPU default)")
     return torch.bfloat16 if spec == "bf16" else torch.float16
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX tiles), as PyTorch sees it."""
+    probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(p()) for p in probes if p is not None)
 
 
 def init(device_spec: str = "auto") -> DistInfo:

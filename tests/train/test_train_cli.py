@@ -49,6 +49,20 @@ def test_config_precedence_defaults_yaml_set_options(tmp_path):
     assert cfg.data.path == "/somewhere"
 
 
+def test_yaml_words_off_on_yes_no_are_strings_for_str_fields_and_bools_for_bool_fields(tmp_path):
+    """``run.amp=off`` is the documented value: YAML 1.1 would read it as False (a type error)."""
+    cfg = build_config(Path("/x"), None, ["run.amp=off", "run.progress=off", "run.resume=no", "data.use_pts21=on"])
+    assert cfg.run.amp == "off" and cfg.run.progress is False and cfg.run.resume is False and cfg.data.use_pts21 is True
+    y = tmp_path / "c.yaml"
+    y.write_text("run:\n  amp: off\n  progress: no\n")
+    cfg = build_config(Path("/x"), y, [])
+    assert cfg.run.amp == "off" and cfg.run.progress is False
+    from recon_cli.pipeline.smoothing import SmoothingConfig
+    from recon_cli.config import apply_overrides
+
+    assert apply_overrides(SmoothingConfig(enabled=True), ["enabled=off"]).enabled is False
+
+
 @pytest.mark.parametrize("sets, match", [
     (["optim.nope=1"], "unknown key"),
     (["optim.lr=abc"], "optim.lr"),

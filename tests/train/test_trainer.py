@@ -158,12 +158,16 @@ def test_resume_rejects_a_different_architecture(tiny, tmp_path):
         Trainer(make_cfg(tiny, tmp_path, "never", "run.resume=true"))
 
 
-def test_precision_choice():
-    from train.distributed import resolve_amp, resolve_device
+def test_precision_choice(caplog):
+    from train.distributed import cpu_has_native_bf16, resolve_amp, resolve_device
 
     cpu = torch.device("cpu")
     assert resolve_amp("auto", cpu) is None and resolve_amp("off", cpu) is None
+    assert not caplog.records
     assert resolve_amp("bf16", cpu) == torch.bfloat16
+    # emulated bfloat16 (no AVX512-BF16/AMX, e.g. an AVX2-only CPU) is warned about
+    warned = any("emulated" in r.getMessage() for r in caplog.records)
+    assert warned == (not cpu_has_native_bf16())
     with pytest.raises(InputError, match="CUDA"):
         resolve_amp("fp16", cpu)
     assert resolve_device("cpu") == cpu
