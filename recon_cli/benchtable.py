@@ -24,8 +24,13 @@ def env_info(device: str = "cpu") -> dict[str, Any]:
     try:
         import torch
 
+        from recon_cli.cpu import cpu_capability, cpu_has_native_bf16
+
         info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                    cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+                    cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                    # the CPU's vector ISA as PyTorch dispatches it (e.g. AVX2, AVX512) and whether it
+                    # has bfloat16 in hardware: CPU numbers are comparable only between equal rows
+                    cpu_capability=cpu_capability(), cpu_native_bf16=cpu_has_native_bf16())
     except ImportError:
         info["torch"] = None
     try:

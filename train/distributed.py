@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from recon_cli.cpu import cpu_has_native_bf16
 from recon_cli.errors import InputError
 
 log = logging.getLogger("recon.train.distributed")
@@ -71,12 +72,6 @@ def resolve_amp(spec: str, device: torch.device) -> torch.dtype | None:
         log.warning("run.amp=bf16 on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated there and "
                     "many times slower than float32; use run.amp=off (the CPU default)")
     return torch.bfloat16 if spec == "bf16" else torch.float16
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX tiles), as PyTorch sees it."""
-    probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(bool(p()) for p in probes if p is not None)
 
 
 def init(device_spec: str = "auto") -> DistInfo:

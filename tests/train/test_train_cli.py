@@ -118,8 +118,13 @@ def test_bench_train_cli(tmp_path, capsys):
                                  "--repeat", "1", "--device", "cpu", "--losses", "photo,wing,reg", "--threads", "1",
                                  "--amp", "off,bf16", "--json", str(out)], capsys)
     assert code == 0, err
-    rows = json.loads(out.read_text())["rows"]
+    data = json.loads(out.read_text())
+    rows = data["rows"]
     assert [r["amp"] for r in rows] == ["off", "bfloat16"]  # one row per --amp mode
+    from recon_cli.cpu import cpu_capability, cpu_has_native_bf16
+
+    assert data["env"]["cpu_capability"] == cpu_capability() and cpu_capability() != ""
+    assert data["env"]["cpu_native_bf16"] is cpu_has_native_bf16()
     assert all(r["arch"] == "mobilenet_v3_small" and r["device"] == "cpu" for r in rows)
     assert rows[0]["ms_per_image"] > 0 and rows[0]["images_per_s"] > 0 and "recon bench train" in stdout
     code, stdout, err = run_cli(["bench", "train", "--arch", "mobilenet_v3_small", "--size", "64", "--device", "cpu",

@@ -159,7 +159,8 @@ def test_resume_rejects_a_different_architecture(tiny, tmp_path):
 
 
 def test_precision_choice(caplog):
-    from train.distributed import cpu_has_native_bf16, resolve_amp, resolve_device
+    from recon_cli.cpu import cpu_has_native_bf16
+    from train.distributed import resolve_amp, resolve_device
 
     cpu = torch.device("cpu")
     assert resolve_amp("auto", cpu) is None and resolve_amp("off", cpu) is None
