@@ -29,6 +29,11 @@ class GtAlign(str, Enum):
     box = "box"
 
 
+class Contour(str, Enum):
+    bfm = "bfm"
+    model = "model"
+
+
 class Landmarks(str, Enum):
     original = "original"
     reannotated = "reannotated"
@@ -65,6 +70,13 @@ def aflw2000(
     gt_align: GtAlign = typer.Option(GtAlign.mesh, "--gt-align", help="--method recon on a ground-truth box (--crop gt, "
                                      "and detector misses): mesh = FaceMesh landmark model on the box gives the 5 "
                                      "alignment points (as in training); box = place the box like a frontal face's, no landmarks."),
+    contour: Contour = typer.Option(Contour.bfm, "--contour", help="--method recon, jaw points 0–16: bfm = where a "
+                                    "jaw point faces away from the camera, score it at the BFM contour's depth, the "
+                                    "convention of AFLW2000-3D's ground truth (recon_cli/eval/contour.py; needs "
+                                    "--bfm-template); model = the morphable model's own landmark vertices."),
+    bfm_template: Optional[Path] = typer.Option(None, "--bfm-template", help="--contour bfm: the BFM 68-point "
+                                                "template (Deep3DFaceRecon's BFM/similarity_Lm3D_all.mat). "
+                                                "Default: DATA/../bfm-topology/similarity_Lm3D_all.mat."),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar."),
 ) -> None:
     """AFLW2000-3D landmark NME (%) by |yaw| bin, the protocol of 3DDFA / PRNet / 3DDFA-V2.
@@ -85,7 +97,12 @@ def aflw2000(
     console = Console()
     dataset = Aflw2000(data, landmarks=landmarks.value)
     crops = ["detector", "gt"] if crop == Crop.both else [crop.value]
-    predictor, extra = _make_predictor(method, weights, backend, threads, gt_align)
+    template = None
+    if method == Method.recon and contour == Contour.bfm:
+        from recon_cli.eval.contour import default_template_path
+
+        template = bfm_template or default_template_path(data)
+    predictor, extra = _make_predictor(method, weights, backend, threads, gt_align, template)
     results = []
     try:
         for c in crops:
@@ -113,7 +130,8 @@ def aflw2000(
 
 
 def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],
-                    gt_align: GtAlign = GtAlign.mesh):
+                    gt_align: GtAlign = GtAlign.mesh, bfm_template: Optional[Path] = None):
+    """The predictor; ``bfm_template`` (a path) switches on the BFM hidden-contour convention."""
     from recon_cli.eval import predictors
 
     if method == Method.mediapipe:
@@ -121,7 +139,14 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
     w = weights or predictors.default_weights()
     if w is None:
         raise predictors.no_weights_error()
-    return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value), {}
+    contour = None
+    if bfm_template is not None:
+        from recon_cli.eval.contour import HiddenContour, load_bfm_template
+        from recon_cli.morphable import load_default_model
+
+        contour = HiddenContour.from_template(load_default_model(), load_bfm_template(bfm_template))
+    return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value,
+                                     contour=contour, contour_source=str(bfm_template) if bfm_template else None), {}
 
 
 def register(app: typer.Typer) -> None:

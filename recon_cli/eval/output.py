@@ -26,7 +26,8 @@ def load_published(path: str | Path = PUBLISHED_FILE) -> list[dict[str, Any]]:
 
 def result_row_label(result: EvalResult) -> str:
     s = result.settings
-    return f"{s['method']} (crop {s['crop']}, {s['landmarks']} GT)"
+    contour = (s.get("contour") or {}).get("rule")
+    return f"{s['method']} (crop {s['crop']}, {s['landmarks']} GT{', BFM contour' if contour == 'bfm-hidden' else ''})"
 
 
 def _bin_table(console, title: str, label_columns: tuple[str, ...]):

@@ -100,12 +100,14 @@ class ReconPredictor:
         weights: ``.pt`` / ``.onnx`` / ``.engine`` (:func:`recon_cli.backends.load_backend`).
         model: the morphable model the encoder was trained for (default: the shipped one).
         gt_align: ``"mesh"`` or ``"box"`` (above).
+        contour: the jaw convention of the scored 68 points: None = the model's landmark vertices;
+            a :class:`recon_cli.eval.contour.HiddenContour` = AFLW2000-3D's (BFM) hidden contour.
     """
 
     name = "recon"
 
     def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
-                 model=None, gt_align: str = "mesh"):
+                 model=None, gt_align: str = "mesh", contour=None, contour_source: str | None = None):
         from recon_cli.backends import load_backend
         from recon_cli.eval.crops import canonical_box_in_crop
         from recon_cli.face.align import template
@@ -118,7 +120,8 @@ class ReconPredictor:
             model = load_default_model()
         self.weights, self.backend_name = Path(weights), backend
         enc = load_backend(weights, backend=backend, threads=threads)
-        self._rec = Reconstructor(enc, model)
+        self._rec = Reconstructor(enc, model, contour=contour)
+        self.contour = {"rule": "model" if contour is None else "bfm-hidden", "template": contour_source}
         self._target5 = template(self._rec.align_cfg)
         self._box = canonical_box_in_crop(model, self._rec.cam)
         self._lm = FaceLandmarker(LandmarkerConfig(static=True, max_faces=max_faces))
@@ -140,6 +143,7 @@ class ReconPredictor:
         return {"weights": str(self.weights), "backend": self._backend_kind, "encoder": self._meta,
                 "align": dict(self._rec.align_cfg.__dict__),
                 "gt_align": self.gt_align,
+                "contour": self.contour,
                 "gt_align_detail": ("FaceMesh landmark model on the 3DDFA ROI box -> 5 points -> alignment"
                                     if self.gt_align == "mesh" else "box only: virtual 5 points (no landmarks)"),
                 "box_in_crop": [round(float(v), 4) for v in self._box],

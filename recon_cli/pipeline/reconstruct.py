@@ -159,7 +159,7 @@ class Reconstructor:
         max_batch: largest encoder batch (faces beyond it run in further calls).
     """
 
-    def __init__(self, backend, model, align=None, max_batch: int = 16):
+    def __init__(self, backend, model, align=None, max_batch: int = 16, contour=None):
         from recon_cli.backends.base import check_model_match, layout_from_meta
         from recon_cli.face.align import AlignConfig, crop_camera
 
@@ -171,6 +171,9 @@ class Reconstructor:
         self.align_cfg = AlignConfig(size=self.size, scale=base.scale, border=base.border)
         self.cam = crop_camera(self.align_cfg)
         self.max_batch = max(1, int(max_batch))
+        # optional landmark convention for the 68 points (e.g. recon_cli.eval.contour.HiddenContour):
+        # ``apply(lm_model (N, 68, 3), R, trans, distance) -> (N, 68, 3)``; None = the model's vertices
+        self.contour = contour
         lm = model.landmarks68
         # landmark-only decode (dense=False): the 68 rows of each basis
         self._lm_mean = model.mean_shape[lm].reshape(-1)
@@ -211,18 +214,26 @@ class Reconstructor:
             flat = self._lm_mean[None] + parts["id"] @ self._lm_id + parts["exp"] @ self._lm_exp
             verts = flat.reshape(n, 68, 3)
         R = euler_to_rotation(parts["angles"].astype(np.float64))
-        world = np.einsum("bvj,bij->bvi", verts.astype(np.float64), R) + parts["trans"].astype(np.float64)[:, None]
+        trans = parts["trans"].astype(np.float64)
+        world = np.einsum("bvj,bij->bvi", verts.astype(np.float64), R) + trans[:, None]
         lm_idx = self.model.landmarks68 if dense else slice(None)
+        lm_world = None
+        if self.contour is not None:
+            lm = np.asarray(verts[:, self.model.landmarks68] if dense else verts, dtype=np.float64)
+            lm_world = np.einsum("bvj,bij->bvi", self.contour.apply(lm, R, trans, self.cam.distance), R) + trans[:, None]
+            if not dense:
+                world, lm_world = lm_world, None
         out = []
         for i in range(n):
             g = crop_geometry(world[i], Ms[i], self.cam)
+            g_lm, lm_sel = (g, lm_idx) if lm_world is None else (crop_geometry(lm_world[i], Ms[i], self.cam), slice(None))
             c, si = math.cos(g["roll"]), math.sin(g["roll"])
             Rz = np.array([[c, -si, 0.0], [si, c, 0.0], [0.0, 0.0, 1.0]])
             rec = Reconstruction(
                 coeffs={k: v[i].copy() for k, v in parts.items()},
                 angles_img=rotation_to_euler(Rz @ R[i]),
-                lm68=g["uv_img"][lm_idx].astype(np.float32),
-                lm68_crop=g["uv_crop"][lm_idx].astype(np.float32),
+                lm68=g_lm["uv_img"][lm_sel].astype(np.float32),
+                lm68_crop=g_lm["uv_crop"][lm_sel].astype(np.float32),
                 verts_img=np.concatenate([g["uv_img"], g["depth_img"][:, None]], 1).astype(np.float32) if dense else None,
                 verts_cam=g["verts_cam"].astype(np.float32) if dense else None,
                 M=np.asarray(Ms[i], dtype=np.float64), M_inv=g["M_inv"],

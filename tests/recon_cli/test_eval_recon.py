@@ -64,6 +64,22 @@ def test_recon_method_runs_end_to_end(onnx_encoder, shared_data, tmp_path, capsy
         for b in range(3):
             got = r["pose"]["abs_yaw_bias"][b]
             assert got is None if not (bins == b).any() else got == pytest.approx(d[bins == b].mean())
+        # the default jaw convention: AFLW2000-3D's BFM hidden contour, template found beside the data
+        assert r["settings"]["contour"]["rule"] == "bfm-hidden"
+        assert r["settings"]["contour"]["template"].endswith("bfm-topology/similarity_Lm3D_all.mat")
+    assert "BFM contour" in out.out
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "aflw2000", "--data", str(shared_data / "aflw2000-3d"), "--weights", str(onnx_encoder),
+              "--limit", "1", "--quiet", "--bfm-template", str(tmp_path / "none.mat")])
+    out = capsys.readouterr()
+    assert e.value.code == 2 and "BFM landmark template not found" in out.out + out.err and "--contour model" in out.out + out.err
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "aflw2000", "--data", str(shared_data / "aflw2000-3d"), "--weights", str(onnx_encoder),
+              "--limit", "2", "--quiet", "--contour", "model", "--bfm-template", str(tmp_path / "none.mat"),
+              "--json", str(tmp_path / "m.json")])
+    assert e.value.code in (0, None)
+    run = json.loads((tmp_path / "m.json").read_text())["runs"][0]
+    assert run["settings"]["contour"] == {"rule": "model", "template": None}
 
 
 @pytest.mark.data

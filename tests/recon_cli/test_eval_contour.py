@@ -1,0 +1,101 @@
+"""The BFM hidden-contour convention of `recon eval` (recon_cli/eval/contour.py) on the shipped ICT
+model and the real BFM 68-point template of the development data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recon_cli.errors import InputError
+from recon_cli.eval.contour import (HiddenContour, default_template_path, load_bfm_template, similarity_3d,
+                                    template_in_model_frame)
+from recon_cli.morphable import load_default_model
+from recon_cli.render.camera import euler_to_rotation
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_default_model()
+
+
+@pytest.fixture(scope="module")
+def template(shared_data):
+    return load_bfm_template(default_template_path(shared_data / "aflw2000-3d"))
+
+
+def test_similarity_3d_recovers_a_known_transform():
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(30, 3))
+    R = euler_to_rotation(np.array([0.3, -0.7, 1.1]))
+    dst = 0.37 * src @ R.T + np.array([1.0, -2.0, 0.5])
+    s, R2, t = similarity_3d(src, dst)
+    assert s == pytest.approx(0.37) and np.allclose(R2, R) and np.allclose(t, [1.0, -2.0, 0.5])
+
+
+def test_bfm_jaw_lies_deeper_than_ict_jaw(model, template):
+    """The measured fact the convention rests on: inner points agree, the jaw is 2–3.5 cm deeper."""
+    lm = np.asarray(model.mean_shape, np.float64)[model.landmarks68]
+    t = template_in_model_frame(model, template)
+    d = t - lm
+    assert np.sqrt((d[17:] ** 2).sum(1).mean()) < 0.005  # inner points: < 0.5 cm rms
+    jaw_sides = np.r_[0:6, 11:17]
+    assert (d[jaw_sides, 2] < -0.02).all() and (d[jaw_sides, 2] > -0.035).all()  # behind, along −z
+    c = HiddenContour.from_template(model, template)
+    assert np.all(c.offsets[17:] == 0) and np.allclose(c.offsets[:17], d[:17])
+    assert np.allclose(np.linalg.norm(c.normals, axis=1), 1.0)
+
+
+def test_only_the_far_side_of_a_turned_jaw_is_hidden(model, template):
+    c = HiddenContour.from_template(model, template)
+    lm = np.asarray(model.mean_shape, np.float64)[model.landmarks68][None]
+    trans = np.zeros((1, 3))
+
+    def hidden(yaw_deg):
+        R = euler_to_rotation(np.array([[0.0, np.radians(yaw_deg), 0.0]]))
+        return np.where(c.hidden(lm, R, trans, 1.0)[0])[0]
+
+    assert hidden(0).size == 0  # frontal: every jaw point is on the visible outline
+    right, left = hidden(60), hidden(-60)
+    assert set(right) <= set(range(8, 17)) and set(left) <= set(range(0, 9)) and len(right) >= 6
+    assert sorted(16 - left) == sorted(right)  # the mean face is symmetric
+    R = euler_to_rotation(np.array([[0.0, np.radians(60), 0.0]]))
+    moved = c.apply(lm, R, trans, 1.0)[0]
+    assert np.allclose(moved[right], lm[0, right] + c.offsets[right])
+    keep = np.setdiff1d(np.arange(68), right)
+    assert np.array_equal(moved[keep], lm[0, keep])
+
+
+def test_reconstructor_dense_and_landmark_only_paths_agree(model, template):
+    from recon_cli.pipeline.encoder_source import untrained_torch
+    from recon_cli.pipeline.reconstruct import Reconstructor
+
+    c = HiddenContour.from_template(model, template)
+    plain = Reconstructor(untrained_torch("mobilenet_v3_small", model, threads=1), model)
+    bfm = Reconstructor(untrained_torch("mobilenet_v3_small", model, threads=1), model, contour=c)
+    lay = plain.layout
+    coeffs = np.zeros((2, lay.total), np.float32)
+    coeffs[:, lay.slices["id"]] = np.random.default_rng(1).normal(0, 1, (2, lay.n_id))
+    coeffs[0, lay.slices["angles"]] = [0.1, np.radians(65), 0.05]
+    coeffs[1, lay.slices["angles"]] = [0.0, 0.0, 0.0]
+    Ms = np.repeat(np.array([[[1.3, 0.1, 20.0], [-0.1, 1.3, 5.0]]]), 2, 0)
+    a = [r.lm68 for r in bfm.build(coeffs, Ms, dense=False)]
+    b = [r.lm68 for r in bfm.build(coeffs, Ms, dense=True)]
+    p = [r.lm68 for r in plain.build(coeffs, Ms, dense=False)]
+    np.testing.assert_allclose(a[0], b[0], atol=1e-3)
+    np.testing.assert_allclose(a[1], b[1], atol=1e-3)
+    moved = np.linalg.norm(a[0] - p[0], axis=1) > 1.0  # px
+    assert moved[:17].sum() >= 6 and not moved[17:].any()  # the turned face: its far jaw side only
+    np.testing.assert_allclose(a[1], p[1], atol=1e-4)  # the frontal face: unchanged
+
+
+def test_bad_template_files_are_clear_errors(tmp_path):
+    from scipy.io import savemat
+
+    with pytest.raises(InputError, match="template not found"):
+        load_bfm_template(tmp_path / "none.mat")
+    (tmp_path / "bad.mat").write_bytes(b"\x00garbage")
+    with pytest.raises(InputError, match="bad.mat: cannot read"):
+        load_bfm_template(tmp_path / "bad.mat")
+    savemat(tmp_path / "short.mat", {"lm": np.zeros((5, 3))})
+    with pytest.raises(InputError, match="expected 68×3"):
+        load_bfm_template(tmp_path / "short.mat")
