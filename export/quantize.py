@@ -71,12 +71,15 @@ def _copy_metadata(src: Path, dst: Path, precision: str, extra: dict | None = No
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, crops: np.ndarray, *, method: str = "minmax",
-                  per_channel: bool = True, reduce_range: bool = False, batch: int = 8,
+                  per_channel: bool = True, reduce_range: bool | None = None, batch: int = 8,
                   keep_head_fp32: bool = True, exclude: list[str] | None = None) -> Path:
     """Static int8 QDQ quantisation of ``fp32_path`` into ``out_path`` (not atomic by itself).
 
     ``crops``: real face crops ``(N, 3, S, S) float32`` [0, 1] for calibration (32–128 is plenty).
     ``exclude``: substrings of node names to keep in float (e.g. ``"/backbone/conv1"``).
+    ``reduce_range``: 7-bit weights; None = automatic, on where this CPU's int8 kernels would
+    saturate (x86 without VNNI, :func:`recon_cli.cpu.int8_needs_reduce_range`; measured on an
+    AVX2-only EPYC: full-range weights moved an untrained MobileNet's landmarks by 279 px).
     ``keep_head_fp32``: leave the regression head (see :func:`head_nodes`) in float: one uint8
     scale shared by all coefficients (identity ±3 σ next to translations in metres, where 1 mm is
     a pixel) would cost several pixels; the head is <1 % of the compute.
@@ -90,6 +93,10 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, crops: np.ndarray
         raise InputError("int8 calibration needs at least one crop", hint="pass --calib DIR with face crops")
     cal = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method]
     fp32_path, out_path = Path(fp32_path), Path(out_path)
+    if reduce_range is None:
+        from recon_cli.cpu import int8_needs_reduce_range
+
+        reduce_range = int8_needs_reduce_range()
     with tempfile.TemporaryDirectory(prefix="recon-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)

@@ -37,6 +37,10 @@ def test_int8_and_fp16_variants(tmp_path, default_model, shared_data):
     md = read_metadata(int8_path)
     assert md["precision"] == "int8" and md["arch"] == "mobilenet_v3_small" and md["model_hash"] == default_model.content_hash()
     assert md["calibration"]["method"] == "minmax" and md["calibration"]["crops"] == 16
+    from recon_cli.cpu import int8_needs_reduce_range
+
+    # 7-bit weights exactly where this CPU's U8S8 kernels would saturate (x86 without VNNI)
+    assert md["calibration"]["reduce_range"] is int8_needs_reduce_range()
     graph = onnx.load(str(int8_path)).graph
     ops = {n.op_type for n in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
