@@ -49,6 +49,7 @@ import torch
 from torch.utils.data import Dataset
 
 from recon_cli.errors import InputError
+from recon_cli.eval.nme import yaw_bin as protocol_yaw_bin
 from train.augment import AugmentSettings, apply, random_transform
 from train.pts21 import USED, weights_21x68
 from train.step import REF_SIZE  # the teacher gate's threshold is in px of a 224 crop, like the wing loss
@@ -240,14 +241,16 @@ def collate_skip_bad(samples: list[dict[str, Any] | None]) -> dict[str, Any] | N
 
 
 # ---------------------------------------------------------------------------------------- sampler
-YAW_BINS_DEG = (30.0, 60.0)  # |yaw| bin edges of the AFLW2000-3D protocol: [0, 30), [30, 60), [60, ∞)
+def yaw_bins(yaw_deg: np.ndarray) -> np.ndarray:
+    """AFLW2000-3D |yaw| bins of labels in degrees (either sign), the evaluation's own
+    :func:`recon_cli.eval.nme.yaw_bin` (≤ 30, (30, 60], > 60 → 0, 1, 2); −1 where NaN (no label)."""
+    y = np.asarray(yaw_deg, dtype=np.float64)
+    return np.where(np.isfinite(y), protocol_yaw_bin(np.nan_to_num(y)), -1)
 
 
 def yaw_bin(yaw_deg: float | None) -> int:
-    """AFLW2000-3D |yaw| bin of a label in degrees (either sign): 0, 1, 2, or −1 when absent/NaN."""
-    if yaw_deg is None or not math.isfinite(float(yaw_deg)):
-        return -1
-    return int(np.searchsorted(YAW_BINS_DEG, abs(float(yaw_deg)), side="right"))
+    """:func:`yaw_bins` of one label; ``None`` (absent) is −1."""
+    return int(yaw_bins(np.nan if yaw_deg is None else float(yaw_deg)))
 
 
 def yaw_bin_weights(entries: list[dict[str, Any]], indices: list[int], alpha: float) -> np.ndarray | None:
@@ -256,11 +259,12 @@ def yaw_bin_weights(entries: list[dict[str, Any]], indices: list[int], alpha: fl
     ``None`` when ``alpha`` is 0 or no entry carries ``extra.yaw_deg`` (uniform sampling)."""
     if alpha <= 0:
         return None
-    bins = np.array([yaw_bin((entries[i].get("extra") or {}).get("yaw_deg")) for i in indices])
+    yaws = [(entries[i].get("extra") or {}).get("yaw_deg") for i in indices]
+    bins = yaw_bins(np.array([np.nan if y is None else y for y in yaws], dtype=np.float64))
     lab = bins >= 0
     if not lab.any():
         return None
-    counts = np.bincount(bins[lab], minlength=len(YAW_BINS_DEG) + 1).astype(np.float64)
+    counts = np.bincount(bins[lab], minlength=3).astype(np.float64)
     share = counts / counts.sum()
     per_bin = np.zeros_like(share)
     per_bin[counts > 0] = share[counts > 0] ** -alpha  # empty bins are never indexed

@@ -41,8 +41,8 @@ from train import distributed as D
 from train.augment import AugmentSettings
 from train.checkpoint import load_training_checkpoint, rng_state, save_training_checkpoint, set_rng_state
 from train.config import TrainConfig, save_yaml, validate
-from train.data import (FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids, yaw_bin,
-                        yaw_bin_weights)
+from train.data import (FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids, yaw_bin_weights,
+                        yaw_bins)
 from train.grid import make_grid, write_grid
 from train.interrupt import stop_on_signals
 from train.objective import build_objective
@@ -338,8 +338,8 @@ class Trainer:
             if n:
                 # vs the manual AFLW labels (visible used points) where any sample has them
                 e21 = torch.cat(p21).float().cpu() if p21 else torch.zeros(0)
-                bins = [yaw_bin(math.degrees(float(y))) for y in torch.cat(y21)] if y21 else []
-                by_bin = [e21[[b == k for b in bins]] for k in range(3)] if bins else []
+                bins = torch.from_numpy(yaw_bins(torch.cat(y21).double().rad2deg().numpy())) if y21 else None
+                by_bin = [e21[bins == k] for k in range(3)] if bins is not None and len(bins) else []
                 yd, yl = torch.cat(yaw_d), torch.cat(yaw_l)
                 prof = yl > math.radians(60.0)
                 result = {"lm_px": float(torch.cat(px).mean()), "nme": float(torch.cat(nme).mean()), "n": n,

@@ -71,7 +71,8 @@ def test_sampler_keeps_partial_batch_of_tiny_sets():
 
 
 def test_yaw_bins_follow_the_aflw2000_protocol():
-    assert [yaw_bin(v) for v in (0.0, -29.9, 30.0, 59.9, -60.0, 95.0)] == [0, 0, 1, 1, 2, 2]
+    assert [yaw_bin(v) for v in (0.0, -29.9, 30.1, 59.9, -60.1, 95.0)] == [0, 0, 1, 1, 2, 2]
+    assert yaw_bin(30.0) == 0 and yaw_bin(-60.0) == 1  # the evaluation's edges: ≤ 30, (30, 60], > 60
     assert yaw_bin(None) == -1 and yaw_bin(float("nan")) == -1
 
 
