@@ -198,8 +198,7 @@ def _coerce(obj, prefix: str = "") -> None:
                     raise ValueError
                 value = int(float(value))
             elif typ is bool and isinstance(value, str):
-                value = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False,
-                         "on": True, "off": False}[value.lower()]
+                value = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}[value.lower()]
             elif typ is str and value is None:
                 value = ""
             elif typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):

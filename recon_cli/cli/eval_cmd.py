@@ -139,14 +139,8 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
     w = weights or predictors.default_weights()
     if w is None:
         raise predictors.no_weights_error()
-    contour = None
-    if bfm_template is not None:
-        from recon_cli.eval.contour import HiddenContour, load_bfm_template
-        from recon_cli.morphable import load_default_model
-
-        contour = HiddenContour.from_template(load_default_model(), load_bfm_template(bfm_template))
     return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value,
-                                     contour=contour, contour_source=str(bfm_template) if bfm_template else None), {}
+                                     bfm_template=bfm_template), {}
 
 
 def register(app: typer.Typer) -> None:

@@ -100,14 +100,15 @@ class ReconPredictor:
         weights: ``.pt`` / ``.onnx`` / ``.engine`` (:func:`recon_cli.backends.load_backend`).
         model: the morphable model the encoder was trained for (default: the shipped one).
         gt_align: ``"mesh"`` or ``"box"`` (above).
-        contour: the jaw convention of the scored 68 points: None = the model's landmark vertices;
-            a :class:`recon_cli.eval.contour.HiddenContour` = AFLW2000-3D's (BFM) hidden contour.
+        bfm_template: the jaw convention of the scored 68 points: None = the model's landmark
+            vertices; the BFM 68-point template file = AFLW2000-3D's (BFM) hidden contour
+            (:class:`recon_cli.eval.contour.HiddenContour` built for ``model``).
     """
 
     name = "recon"
 
     def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
-                 model=None, gt_align: str = "mesh", contour=None, contour_source: str | None = None):
+                 model=None, gt_align: str = "mesh", bfm_template: str | Path | None = None):
         from recon_cli.backends import load_backend
         from recon_cli.eval.crops import canonical_box_in_crop
         from recon_cli.face.align import template
@@ -118,10 +119,16 @@ class ReconPredictor:
             from recon_cli.morphable import load_default_model
 
             model = load_default_model()
+        contour = None
+        if bfm_template is not None:  # read first: a bad template fails before the encoder loads
+            from recon_cli.eval.contour import HiddenContour, load_bfm_template
+
+            contour = HiddenContour.from_template(model, load_bfm_template(bfm_template))
         self.weights, self.backend_name = Path(weights), backend
         enc = load_backend(weights, backend=backend, threads=threads)
         self._rec = Reconstructor(enc, model, contour=contour)
-        self.contour = {"rule": "model" if contour is None else "bfm-hidden", "template": contour_source}
+        self.contour = {"rule": "model" if contour is None else "bfm-hidden",
+                        "template": None if bfm_template is None else str(bfm_template)}
         self._target5 = template(self._rec.align_cfg)
         self._box = canonical_box_in_crop(model, self._rec.cam)
         self._lm = FaceLandmarker(LandmarkerConfig(static=True, max_faces=max_faces))
