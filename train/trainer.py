@@ -342,7 +342,11 @@ class Trainer:
                 by_bin = [e21[bins == k] for k in range(3)] if bins is not None and len(bins) else []
                 yd, yl = torch.cat(yaw_d), torch.cat(yaw_l)
                 prof = yl > math.radians(60.0)
-                result = {"lm_px": float(torch.cat(px).mean()), "nme": float(torch.cat(nme).mean()), "n": n,
+                all_px = torch.cat(px).float()
+                # the mean hides whether a few faces explode (a projection through the camera) or all
+                # drift: the median and the worst face tell them apart
+                result = {"lm_px": float(all_px.mean()), "lm_px_median": float(all_px.median()),
+                          "lm_px_max": float(all_px.max()), "nme": float(torch.cat(nme).mean()), "n": n,
                           **({"pts21_px": float(e21.mean())} if e21.numel() else {}),
                           # by AFLW2000-3D |yaw| bin of the label, and their mean when all three have faces
                           **({"pts21_px_by_yaw": [float(b.mean()) if b.numel() else None for b in by_bin]}
@@ -355,7 +359,8 @@ class Trainer:
                              (math.sqrt(v / n) if k.startswith("coef_rms/") else v / n) for k, v in terms.items()}}
                 self.best_val = min(self.best_val, result["nme"])
                 self.runlog.write({"kind": "val", "step": self.step, **result})
-                log.info("step %d: val lm %.2f px (224), NME %.4f%s%s%s", self.step, result["lm_px"], result["nme"],
+                log.info("step %d: val lm %.2f px (224; median %.2f, worst %.1f), NME %.4f%s%s%s", self.step,
+                         result["lm_px"], result["lm_px_median"], result["lm_px_max"], result["nme"],
                          f", manual labels {result['pts21_px']:.2f} px" if "pts21_px" in result else "",
                          f" (yaw-balanced {result['pts21_px_bal']:.2f})" if "pts21_px_bal" in result else "",
                          f", yaw vs label {result['yaw_err_deg']:.1f}° (|yaw| > 60°: {result.get('yaw_err_deg_60', float('nan')):.1f}°)"

@@ -53,6 +53,7 @@ def test_tiny_run_loss_decreases_and_writes_outputs(tiny, tmp_path):
     # validation record with landmark error at the end
     val = read_log(tmp_path / "fit", "val")
     assert val and val[-1]["step"] == 8 and val[-1]["lm_px"] > 0 and 0 < val[-1]["nme"] < 1
+    assert 0 < val[-1]["lm_px_median"] <= val[-1]["lm_px_max"] and val[-1]["lm_px"] <= val[-1]["lm_px_max"]
     # outputs
     run = tmp_path / "fit"
     assert (run / "config.yaml").is_file() and (run / "summary.json").is_file() and (run / "train.csv").is_file()
