@@ -10,10 +10,12 @@ best validation numbers of the source checkpoint under ``extra``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from recon_cli.coeffs import CoeffLayout
 from recon_cli.encoders.registry import load_checkpoint, read_checkpoint, save_checkpoint
+from recon_cli.errors import ReconError
 
 
 def ship_weights(src: str | Path, dst: str | Path, *, half: bool = True) -> Path:
@@ -33,7 +35,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("dst", type=Path, help="output weights (.pt)")
     ap.add_argument("--fp32", action="store_true", help="keep float32 storage")
     args = ap.parse_args(argv)
-    out = ship_weights(args.src, args.dst, half=not args.fp32)
+    try:
+        out = ship_weights(args.src, args.dst, half=not args.fp32)
+    except ReconError as e:  # a missing or unreadable checkpoint: the message and its fix, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -32,3 +32,18 @@ def test_ship_halves_storage_and_keeps_outputs(tmp_path):
         ref, got = enc.eval()(x), shipped(x)
     assert (ref - got).abs().max() < 1e-2 * max(1.0, ref.abs().max().item())
     assert not torch.equal(ref, torch.zeros_like(ref))
+
+
+def test_ship_cli_bad_input_is_a_message(tmp_path, capsys):
+    import pytest
+
+    from train.ship import main
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    for src in (tmp_path / "missing.pt", bad):
+        with pytest.raises(SystemExit) as ex:
+            main([str(src), str(tmp_path / "out.pt")])
+        err = capsys.readouterr().err
+        assert ex.value.code == 2 and str(src) in err and "fix:" in err and "Traceback" not in err
+    assert not (tmp_path / "out.pt").exists()
