@@ -109,6 +109,10 @@ class LossConfig:
     # the manual 2-D points), |ŷ − y| beyond a margin, radians; train.losses.pose says why.
     w_yaw: float = 0.0
     yaw_margin_deg: float = 5.0
+    # Not in the paper (off by default): a hinge on |trans z| beyond depth_limit_m metres (the face
+    # nearer/farther than the aligned size); train.losses.pose says why (v1.5's runaway profiles).
+    w_depth: float = 0.0
+    depth_limit_m: float = 0.25
     reg_id: float = 1e-4
     reg_exp: float = 0.8e-4
     reg_tex: float = 1e-1
@@ -238,6 +242,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         ("data.yaw_balance", 0 <= cfg.data.yaw_balance <= 1, "between 0 (off) and 1 (equal bins)"),
         ("losses.w_yaw", cfg.losses.w_yaw >= 0, "≥ 0"),
         ("losses.yaw_margin_deg", cfg.losses.yaw_margin_deg >= 0, "≥ 0 degrees"),
+        ("losses.w_depth", cfg.losses.w_depth >= 0, "≥ 0"),
+        ("losses.depth_limit_m", 0 < cfg.losses.depth_limit_m < cfg.camera.distance,
+         "> 0 and below camera.distance (metres)"),
     ]
     for key, ok, want in checks:
         if not ok:

@@ -4,7 +4,8 @@ Records (one JSON object per line)::
 
     {"kind": "train", "step": 12, "epoch": 0, "loss/total": …, "loss/photo": …, …, "lr": …,
      "img_per_s": …, "time": seconds since the run started}
-    {"kind": "val", "step": 500, "lm_px": …, "lm_px_median": …, "lm_px_max": …, "nme": …, "n": …}
+    {"kind": "val", "step": 500, "lm_px": …, "lm_px_median": …, "lm_px_max": …, "nme": …, "n": …,
+     "depth_abs_max_m": …}
     {"kind": "event", "step": …, "event": "skipped_batch" | "resume" | "interrupt" | …, …}
 
 On ``--resume`` the logs are cut back to the checkpoint's step (records written after the

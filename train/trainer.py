@@ -310,7 +310,7 @@ class Trainer:
         if self.dist.is_main and self.val_idx:
             self.encoder.eval()
             bs = self.cfg.optim.batch_size
-            px, nme, p21, y21, yaw_d, yaw_l, terms, n = [], [], [], [], [], [], {}, 0
+            px, nme, p21, y21, yaw_d, yaw_l, tz, terms, n = [], [], [], [], [], [], [], {}, 0
             for i in range(0, len(self.val_idx), bs):
                 batch = collate_skip_bad([self.dataset[j] for j in self.val_idx[i:i + bs]])
                 if batch is None:
@@ -328,6 +328,7 @@ class Trainer:
                 have = torch.isfinite(batch["yaw"])  # vs the head-yaw label where the sample has one
                 yaw_d.append((groups["angles"][:, 1] - batch["yaw"])[have].abs())
                 yaw_l.append(batch["yaw"][have].abs())
+                tz.append(groups["trans"][:, 2].float().abs().cpu())  # metres off the aligned depth
                 b = batch["image"].shape[0]
                 for k, v in losses.items():
                     terms[k] = terms.get(k, 0.0) + float(v) * b
@@ -347,6 +348,8 @@ class Trainer:
                 # drift: the median and the worst face tell them apart
                 result = {"lm_px": float(all_px.mean()), "lm_px_median": float(all_px.median()),
                           "lm_px_max": float(all_px.max()), "nme": float(torch.cat(nme).mean()), "n": n,
+                          # |trans z| (m): a face far off the aligned depth is a runaway (train.losses.pose)
+                          "depth_abs_max_m": float(torch.cat(tz).max()),
                           **({"pts21_px": float(e21.mean())} if e21.numel() else {}),
                           # by AFLW2000-3D |yaw| bin of the label, and their mean when all three have faces
                           **({"pts21_px_by_yaw": [float(b.mean()) if b.numel() else None for b in by_bin]}
@@ -359,8 +362,9 @@ class Trainer:
                              (math.sqrt(v / n) if k.startswith("coef_rms/") else v / n) for k, v in terms.items()}}
                 self.best_val = min(self.best_val, result["nme"])
                 self.runlog.write({"kind": "val", "step": self.step, **result})
-                log.info("step %d: val lm %.2f px (224; median %.2f, worst %.1f), NME %.4f%s%s%s", self.step,
-                         result["lm_px"], result["lm_px_median"], result["lm_px_max"], result["nme"],
+                log.info("step %d: val lm %.2f px (224; median %.2f, worst %.1f), NME %.4f, max |t_z| %.2f m%s%s%s",
+                         self.step, result["lm_px"], result["lm_px_median"], result["lm_px_max"], result["nme"],
+                         result["depth_abs_max_m"],
                          f", manual labels {result['pts21_px']:.2f} px" if "pts21_px" in result else "",
                          f" (yaw-balanced {result['pts21_px_bal']:.2f})" if "pts21_px_bal" in result else "",
                          f", yaw vs label {result['yaw_err_deg']:.1f}° (|yaw| > 60°: {result.get('yaw_err_deg_60', float('nan')):.1f}°)"

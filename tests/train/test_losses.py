@@ -11,7 +11,7 @@ import torch
 
 from recon_cli.coeffs import CoeffLayout
 from train.losses import (LossOptions, Losses, LossWeights, RegWeights, amplitude_loss, composite, compute_losses,
-                          extra_landmark_loss, frequency_loss, identity_loss, landmark_loss, light_colour_loss,
+                          depth_loss, extra_landmark_loss, frequency_loss, identity_loss, landmark_loss, light_colour_loss,
                           phase_loss, photometric_loss, reflectance_loss, regularisation_loss, safe_phase,
                           settings_from_config, wing, yaw_loss, YawLoss)
 
@@ -317,6 +317,24 @@ def test_compute_losses_adds_the_yaw_term_only_when_weighted_and_labelled():
     assert terms["total"].item() == pytest.approx(4e-4 * terms["reg"].item() + 2.0 * 0.4)
     _, _, o = settings_from_config(SimpleNamespace(yaw_margin_deg=5.0))
     assert o.yaw_margin == pytest.approx(math.radians(5.0))
+
+
+def test_depth_hinge_is_zero_inside_the_limit_and_pulls_runaways_back():
+    tz = torch.tensor([0.01, -0.2, 0.96, -0.5], dtype=torch.float64, requires_grad=True)
+    v = depth_loss(tz, 0.25)
+    assert v.item() == pytest.approx((0.96 - 0.25 + 0.5 - 0.25) / 4)
+    v.backward()
+    # inside the limit: no gradient; beyond it: towards zero depth offset (+ for negative, − for positive)
+    assert tz.grad.tolist() == pytest.approx([0.0, 0.0, 0.25, -0.25])
+    layout = CoeffLayout(6, 4, 5)
+    batch, out = _batch_and_render(24)
+    coeffs = torch.zeros(2, layout.total, dtype=torch.float64)
+    coeffs[:, layout.slices["trans"].start + 2] = torch.tensor([0.05, 0.85])  # metres towards the camera
+    assert "depth" not in compute_losses(batch, out, coeffs, layout=layout, size=24, enabled={"reg"})
+    _, w, o = settings_from_config(SimpleNamespace(w_depth=3.0, depth_limit_m=0.35))
+    terms = compute_losses(batch, out, coeffs, layout=layout, size=24, enabled={"reg"}, weights=w, options=o)
+    assert terms["depth"].item() == pytest.approx(0.5 * 0.5)
+    assert terms["total"].item() == pytest.approx(w.w_reg * terms["reg"].item() + 3.0 * 0.25)
 
 
 def test_settings_from_config_maps_the_trainer_fields():

@@ -54,6 +54,7 @@ def test_tiny_run_loss_decreases_and_writes_outputs(tiny, tmp_path):
     val = read_log(tmp_path / "fit", "val")
     assert val and val[-1]["step"] == 8 and val[-1]["lm_px"] > 0 and 0 < val[-1]["nme"] < 1
     assert 0 < val[-1]["lm_px_median"] <= val[-1]["lm_px_max"] and val[-1]["lm_px"] <= val[-1]["lm_px_max"]
+    assert 0 <= val[-1]["depth_abs_max_m"] < 1.0  # |trans z|, metres (camera at 1 m)
     # outputs
     run = tmp_path / "fit"
     assert (run / "config.yaml").is_file() and (run / "summary.json").is_file() and (run / "train.csv").is_file()
@@ -238,6 +239,26 @@ def test_yaw_term_turns_the_head_towards_the_label(tiny, tmp_path):
     val = read_log(tmp_path / "yaw", "val")
     assert [v["step"] for v in val] == [0, 6] and "yaw_err_deg_60" not in val[-1]  # no |label| > 60° here
     assert val[-1]["yaw_err_deg"] < val[0]["yaw_err_deg"]
+
+
+def test_depth_term_pulls_a_runaway_face_back(tiny, tmp_path):
+    """``losses.w_depth`` alone on an encoder whose head puts every face 0.5 m towards the camera
+    (a runaway, as v1.5 on faces turned past 90°): the hinge falls during training and
+    validation's worst |trans z| falls with it."""
+    cfg = make_cfg(tiny, tmp_path, "depth", "data.val_fraction=0.25", "optim.batch_size=6", "optim.max_steps=6",
+                   "losses.enabled=[reg]", "losses.w_depth=1.0", "losses.depth_limit_m=0.25", "optim.lr=3e-3",
+                   "run.val_every=100", *NO_AUG)
+    t = Trainer(cfg)
+    head = t.encoder.head
+    z = t.layout.slices["trans"].start + 2
+    with torch.no_grad():
+        head.fc.bias[z] = 0.5 / float(head.scale[z])  # trans z = 0.5 m for every face
+    t.fit()
+    log = read_log(tmp_path / "depth", "train")
+    assert log[0]["loss/depth"] > 0.2 and log[-1]["loss/depth"] < 0.75 * log[0]["loss/depth"]
+    val = read_log(tmp_path / "depth", "val")
+    assert [v["step"] for v in val] == [0, 6] and val[0]["depth_abs_max_m"] > 0.45
+    assert val[-1]["depth_abs_max_m"] < val[0]["depth_abs_max_m"]
 
 
 def test_validation_reports_manual_label_error_by_yaw_bin(tiny, tmp_path):

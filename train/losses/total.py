@@ -3,6 +3,7 @@
     total = w_photo·L_photo + w_wing·L_wing + w_per·L_per + w_reg·L_reg + w_fre·L_fre
             (+ w_pts21·L_pts21, the optional wing term on manual 21-point labels)
             (+ w_yaw·L_yaw, the optional hinge on a head-yaw label, train.losses.pose)
+            (+ w_depth·L_depth, the optional hinge on |trans z| beyond a limit, train.losses.pose)
 
 Inputs (S = training crop side):
 
@@ -22,7 +23,7 @@ photometric, identity and frequency terms (DESIGN.md). The photometric mask is
 sets scaled by ``224 / S``) because wing's w and ε are pixel distances.
 
 Returned dict: the *unweighted* terms (``photo``, ``wing``, ``per``, ``reg``, ``fre``,
-``fre_amp``, ``fre_phase``, ``pts21``, ``yaw``: only the enabled/available ones) and ``total``.
+``fre_amp``, ``fre_phase``, ``pts21``, ``yaw``, ``depth``: only the enabled/available ones) and ``total``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from train.losses.frequency import amplitude_loss, phase_loss
 from train.losses.identity import IdentityLoss
 from train.losses.landmark import extra_landmark_loss, landmark_loss
 from train.losses.photometric import photometric_loss
-from train.losses.pose import yaw_loss
+from train.losses.pose import depth_loss, yaw_loss
 from train.losses.regularisation import RegWeights, regularisation_loss
 
 ALL_TERMS = ("photo", "wing", "per", "reg", "fre")
@@ -62,6 +63,7 @@ class LossWeights:
     w_fre: float = 0.5
     w_pts21: float = 0.0
     w_yaw: float = 0.0
+    w_depth: float = 0.0
 
 
 @dataclass
@@ -78,6 +80,7 @@ class LossOptions:
     fre_wrap_phase: bool = False
     fre_alpha: float = 0.5  # FreLoss = α·FA + (1 − α)·FP
     yaw_margin: float = 0.0  # radians: the yaw hinge's dead zone
+    depth_limit: float = 0.25  # metres: |trans z| free of the depth hinge
     ref_size: int = REF_SIZE  # landmarks are compared in pixels of a crop of this side
 
 
@@ -137,6 +140,10 @@ def compute_losses(batch: Mapping[str, Any], render_out: Any, coeffs: Tensor | M
         split = coeffs if isinstance(coeffs, Mapping) else _split(coeffs, layout)
         out["yaw"] = yaw_loss(split["angles"][:, 1], batch["yaw"].to(split["angles"].dtype), options.yaw_margin)
         total = total + weights.w_yaw * out["yaw"]
+    if weights.w_depth > 0:
+        split = coeffs if isinstance(coeffs, Mapping) else _split(coeffs, layout)
+        out["depth"] = depth_loss(split["trans"][:, 2], options.depth_limit)
+        total = total + weights.w_depth * out["depth"]
     if "per" in enabled and identity is not None:
         out["per"] = identity(image, comp)
         total = total + weights.w_per * out["per"]
@@ -167,7 +174,7 @@ def settings_from_config(cfg: Any) -> tuple[set[str], LossWeights, LossOptions]:
     g = lambda name, default: getattr(cfg, name, default)  # noqa: E731
     weights = LossWeights(w_photo=g("w_photo", w.w_photo), w_wing=g("w_wing", w.w_wing), w_per=g("w_per", w.w_per),
                           w_reg=g("w_reg", w.w_reg), w_fre=g("w_fre", w.w_fre), w_pts21=g("w_pts21", w.w_pts21),
-                          w_yaw=g("w_yaw", w.w_yaw))
+                          w_yaw=g("w_yaw", w.w_yaw), w_depth=g("w_depth", w.w_depth))
     reg = RegWeights(id=g("reg_id", o.reg.id), exp=g("reg_exp", o.reg.exp), tex=g("reg_tex", o.reg.tex),
                      light=g("reg_light", o.reg.light))
     options = LossOptions(photo_normalise=g("photo_normalise", o.photo_normalise), wing_w=g("wing_w", o.wing_w),
@@ -175,7 +182,8 @@ def settings_from_config(cfg: Any) -> tuple[set[str], LossWeights, LossOptions]:
                           wing_reduction=g("wing_reduction", o.wing_reduction), reg=reg,
                           fre_amplitude=g("fre_amplitude", o.fre_amplitude),
                           fre_wrap_phase=g("fre_wrap_phase", o.fre_wrap_phase),
-                          yaw_margin=math.radians(g("yaw_margin_deg", math.degrees(o.yaw_margin))))
+                          yaw_margin=math.radians(g("yaw_margin_deg", math.degrees(o.yaw_margin))),
+                          depth_limit=g("depth_limit_m", o.depth_limit))
     enabled = set(g("enabled", ALL_TERMS))
     return enabled, weights, options
 
