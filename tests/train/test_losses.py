@@ -11,9 +11,9 @@ import torch
 
 from recon_cli.coeffs import CoeffLayout
 from train.losses import (LossOptions, Losses, LossWeights, RegWeights, amplitude_loss, composite, compute_losses,
-                          depth_loss, extra_landmark_loss, frequency_loss, identity_loss, landmark_loss, light_colour_loss,
-                          phase_loss, photometric_loss, reflectance_loss, regularisation_loss, safe_phase,
-                          settings_from_config, wing, yaw_loss, YawLoss)
+                          depth_loss, extra_landmark_loss, frequency_loss, identity_loss, landmark_loss,
+                          light_colour_loss, phase_loss, photometric_loss, reflectance_loss, regularisation_loss,
+                          safe_phase, settings_from_config, wing, yaw_loss, YawLoss)
 
 gen = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
 

@@ -5,7 +5,8 @@
 * :mod:`.identity` — 1 − cosine of frozen face-recognition embeddings;
 * :mod:`.regularisation` — weighted squared norms of the coefficients;
 * :mod:`.frequency` — amplitude + phase losses on the orthonormal 2-D DFT;
-* :mod:`.pose` — optional hinges on a head-yaw label and on the depth |t_z| (not in the paper; off by default);
+* :mod:`.pose` — optional hinges on a head-yaw label and on the depth |t_z| (not in the paper; off
+  by default);
 * :mod:`.total` — weights, options and :func:`compute_losses` (the objective with its ``total``).
 """
 
@@ -22,7 +23,7 @@ from train.losses.total import (ALL_TERMS, LossOptions, Losses, LossWeights, com
 __all__ = [
     "ALL_TERMS", "FrequencyLoss", "IdentityLoss", "LandmarkLoss", "LossOptions", "LossWeights", "Losses",
     "PhotometricLoss", "RegWeights", "RegularisationLoss", "amplitude_loss", "build_identity_loss", "composite",
-    "compute_losses", "depth_loss", "extra_landmark_loss", "frequency_loss", "identity_loss", "landmark_loss", "light_colour_loss",
-    "phase_loss", "photometric_loss", "reflectance_loss", "regularisation_loss", "safe_phase",
+    "compute_losses", "depth_loss", "extra_landmark_loss", "frequency_loss", "identity_loss", "landmark_loss",
+    "light_colour_loss", "phase_loss", "photometric_loss", "reflectance_loss", "regularisation_loss", "safe_phase",
     "settings_from_config", "wing", "YawLoss", "yaw_loss",
 ]

@@ -27,8 +27,8 @@ The aligner fixes the face's size in the crop, so the translation along the came
 (``trans[2]``, metres, +z towards the camera at ``camera.distance`` = 1 m) stays small: with v1.5
 on the 384 held-out AFLW crops of the training runs the median t_z was 0.012 m. Nothing in the
 paper's objective bounds it, though, and on faces turned past 90° (whose 68 teacher points are
-unreliable) v1.5 put two faces 0.77 and 0.96 m towards the camera, where the perspective projection explodes (3,332 and
-430 px landmark error at 224). The bound is a hinge on |t_z| beyond a limit (metres)::
+unreliable) v1.5 put two faces 0.77 and 0.96 m towards the camera, where the perspective
+projection explodes (3,332 and 430 px landmark error at 224). The bound is a hinge on |t_z| beyond a limit (metres)::
 
     L_depth = mean_b max(0, |t_z,b| − limit)
 

@@ -119,6 +119,13 @@ def compute_losses(batch: Mapping[str, Any], render_out: Any, coeffs: Tensor | M
     comp = composite(render, cover, image)
     out: dict[str, Tensor] = {}
     total = image.new_zeros(())
+    split: Mapping[str, Tensor] | None = coeffs if isinstance(coeffs, Mapping) else None
+
+    def groups() -> Mapping[str, Tensor]:  # the coefficient groups, split once when a term needs them
+        nonlocal split
+        if split is None:
+            split = _split(coeffs, layout)
+        return split
 
     if "photo" in enabled:
         face = batch.get("face_mask")
@@ -137,19 +144,17 @@ def compute_losses(batch: Mapping[str, Any], render_out: Any, coeffs: Tensor | M
                                                per=options.wing_per, reduction=options.wing_reduction)
             total = total + weights.w_pts21 * out["pts21"]
     if weights.w_yaw > 0 and batch.get("yaw") is not None:
-        split = coeffs if isinstance(coeffs, Mapping) else _split(coeffs, layout)
-        out["yaw"] = yaw_loss(split["angles"][:, 1], batch["yaw"].to(split["angles"].dtype), options.yaw_margin)
+        yaw = groups()["angles"][:, 1]
+        out["yaw"] = yaw_loss(yaw, batch["yaw"].to(yaw.dtype), options.yaw_margin)
         total = total + weights.w_yaw * out["yaw"]
     if weights.w_depth > 0:
-        split = coeffs if isinstance(coeffs, Mapping) else _split(coeffs, layout)
-        out["depth"] = depth_loss(split["trans"][:, 2], options.depth_limit)
+        out["depth"] = depth_loss(groups()["trans"][:, 2], options.depth_limit)
         total = total + weights.w_depth * out["depth"]
     if "per" in enabled and identity is not None:
         out["per"] = identity(image, comp)
         total = total + weights.w_per * out["per"]
     if "reg" in enabled:
-        split = coeffs if isinstance(coeffs, Mapping) else _split(coeffs, layout)
-        out["reg"] = regularisation_loss(split, options.reg)
+        out["reg"] = regularisation_loss(groups(), options.reg)
         total = total + weights.w_reg * out["reg"]
     if "fre" in enabled:
         fa = amplitude_loss(image, comp, amplitude=options.fre_amplitude)
