@@ -22,16 +22,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from recon_cli.face.landmarks68 import MIRROR68
 from train.pts21 import FLIP21
 
-# iBUG 68 mirror: jaw, brows, nose bridge, nostrils, eyes, outer lips, inner lips
-FLIP68 = np.array(
-    list(range(16, -1, -1))
-    + list(range(26, 21, -1)) + list(range(21, 16, -1))
-    + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
-    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
-    + [64, 63, 62, 61, 60, 67, 66, 65])
+FLIP68 = MIRROR68  # iBUG 68 mirror order (recon_cli.face.landmarks68)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ class Contour(str, Enum):
     model = "model"
 
 
+class Tta(str, Enum):
+    none = "none"
+    flip = "flip"
+
+
 class Landmarks(str, Enum):
     original = "original"
     reannotated = "reannotated"
@@ -77,6 +82,9 @@ def aflw2000(
     bfm_template: Optional[Path] = typer.Option(None, "--bfm-template", help="--contour bfm: the BFM 68-point "
                                                 "template (Deep3DFaceRecon's BFM/similarity_Lm3D_all.mat). "
                                                 "Default: DATA/../bfm-topology/similarity_Lm3D_all.mat."),
+    tta: Tta = typer.Option(Tta.none, "--tta", help="--method recon, test-time augmentation: none = one crop (the "
+                            "published protocol); flip = also encode the mirror image and average the two sets of 68 "
+                            "points (twice the encoder work)."),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar."),
 ) -> None:
     """AFLW2000-3D landmark NME (%) by |yaw| bin, the protocol of 3DDFA / PRNet / 3DDFA-V2.
@@ -102,7 +110,7 @@ def aflw2000(
         from recon_cli.eval.contour import default_template_path
 
         template = bfm_template or default_template_path(data)
-    predictor, extra = _make_predictor(method, weights, backend, threads, gt_align, template)
+    predictor, extra = _make_predictor(method, weights, backend, threads, gt_align, template, tta)
     results = []
     try:
         for c in crops:
@@ -130,17 +138,21 @@ def aflw2000(
 
 
 def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],
-                    gt_align: GtAlign = GtAlign.mesh, bfm_template: Optional[Path] = None):
+                    gt_align: GtAlign = GtAlign.mesh, bfm_template: Optional[Path] = None, tta: Tta = Tta.none):
     """The predictor; ``bfm_template`` (a path) switches on the BFM hidden-contour convention."""
+    from recon_cli.errors import InputError
     from recon_cli.eval import predictors
 
     if method == Method.mediapipe:
+        if tta != Tta.none:
+            raise InputError("--tta applies to --method recon only (MediaPipe's points are scored as it gives them)",
+                             hint="drop --tta, or use --method recon")
         return predictors.MediaPipePredictor(), {}
     w = weights or predictors.default_weights()
     if w is None:
         raise predictors.no_weights_error()
     return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value,
-                                     bfm_template=bfm_template), {}
+                                     bfm_template=bfm_template, tta=tta.value), {}
 
 
 def register(app: typer.Typer) -> None:

@@ -27,7 +27,9 @@ def load_published(path: str | Path = PUBLISHED_FILE) -> list[dict[str, Any]]:
 def result_row_label(result: EvalResult) -> str:
     s = result.settings
     contour = (s.get("contour") or {}).get("rule")
-    return f"{s['method']} (crop {s['crop']}, {s['landmarks']} GT{', BFM contour' if contour == 'bfm-hidden' else ''})"
+    tta = s.get("tta", "none")
+    extra = "" if tta == "none" else f", TTA {tta}"
+    return f"{s['method']} (crop {s['crop']}, {s['landmarks']} GT{', BFM contour' if contour == 'bfm-hidden' else ''}{extra})"
 
 
 def _bin_table(console, title: str, label_columns: tuple[str, ...]):

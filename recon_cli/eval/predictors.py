@@ -18,6 +18,10 @@ from recon_cli.errors import InputError
 from recon_cli.eval.crops import roi_box_from_landmarks
 from recon_cli.face.roi_mesh import RoiFaceMesh
 
+#: ``ReconPredictor(tta=...)`` / ``recon eval --tta``.
+TTA_MODES = ("none", "flip")
+
+
 class MediaPipePredictor:
     """MediaPipe FaceMesh → 68 points (:mod:`recon_cli.face.landmarks68`), no encoder.
 
@@ -103,18 +107,26 @@ class ReconPredictor:
         bfm_template: the jaw convention of the scored 68 points: None = the model's landmark
             vertices; the BFM 68-point template file = AFLW2000-3D's (BFM) hidden contour
             (:class:`recon_cli.eval.contour.HiddenContour` built for ``model``).
+        tta: test-time augmentation. ``"none"``: one crop. ``"flip"``: the crop and its mirror
+            image (the 5 alignment points mirrored, so the mirrored crop is the mirror of the crop)
+            in one encoder batch; the mirror's 68 points are mirrored back (x → W − x, iBUG mirror
+            order :data:`~recon_cli.face.landmarks68.MIRROR68`) and the two sets averaged, as is
+            the head yaw (negated for the mirror). Twice the encoder work; not the paper's protocol.
     """
 
     name = "recon"
 
     def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
-                 model=None, gt_align: str = "mesh", bfm_template: str | Path | None = None):
+                 model=None, gt_align: str = "mesh", bfm_template: str | Path | None = None, tta: str = "none"):
         from recon_cli.backends import load_backend
         from recon_cli.eval.crops import canonical_box_in_crop
         from recon_cli.face.align import template
         from recon_cli.face.mediapipe_mesh import FaceLandmarker, LandmarkerConfig
         from recon_cli.pipeline.reconstruct import Reconstructor
 
+        if tta not in TTA_MODES:
+            raise InputError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}", hint="--tta none|flip")
+        self.tta = tta
         if model is None:
             from recon_cli.morphable import load_default_model
 
@@ -150,6 +162,7 @@ class ReconPredictor:
         return {"weights": str(self.weights), "backend": self._backend_kind, "encoder": self._meta,
                 "align": dict(self._rec.align_cfg.__dict__),
                 "gt_align": self.gt_align,
+                "tta": self.tta,
                 "contour": self.contour,
                 "gt_align_detail": ("FaceMesh landmark model on the 3DDFA ROI box -> 5 points -> alignment"
                                     if self.gt_align == "mesh" else "box only: virtual 5 points (no landmarks)"),
@@ -157,10 +170,29 @@ class ReconPredictor:
                 "box_in_crop_source": "model mean landmarks projected at zero pose by the crop camera"}
 
     def _run(self, image_bgr: np.ndarray, lm5: np.ndarray) -> np.ndarray:
+        """Image (H, W, 3) BGR + 5 alignment points (5, 2) px → (2, 68) px; sets ``last_yaw_deg``."""
+        from recon_cli.face.landmarks68 import MIRROR5, MIRROR68
+
         rgb = np.ascontiguousarray(image_bgr[..., ::-1])
-        rec = self._rec(rgb, [np.asarray(lm5, dtype=np.float64)], dense=False)[0]
-        self.last_yaw_deg = float(np.degrees(rec.angles_img[1]))
-        return np.asarray(rec.lm68, dtype=np.float64).T
+        lm5 = np.asarray(lm5, dtype=np.float64)
+        views = [(rgb, lm5)]
+        if self.tta == "flip":
+            w = rgb.shape[1]
+            lm5m = lm5[MIRROR5].copy()
+            lm5m[:, 0] = w - lm5m[:, 0]  # pixel centres j + 0.5 ↔ (W − 1 − j) + 0.5
+            views.append((np.ascontiguousarray(rgb[:, ::-1]), lm5m))
+        aligned = [self._rec.align(img, [p])[0] for img, p in views]
+        recs = self._rec.build(self._rec.encode(np.stack([a.crop for a in aligned])),
+                               np.stack([a.M for a in aligned]), dense=False)
+        lm = np.asarray(recs[0].lm68, dtype=np.float64).T
+        yaw = float(np.degrees(recs[0].angles_img[1]))
+        if self.tta == "flip":
+            back = np.asarray(recs[1].lm68, dtype=np.float64)[MIRROR68].T.copy()
+            back[0] = rgb.shape[1] - back[0]
+            lm = (lm + back) / 2
+            yaw = (yaw - float(np.degrees(recs[1].angles_img[1]))) / 2
+        self.last_yaw_deg = yaw
+        return lm
 
     def detect(self, image_bgr: np.ndarray) -> list[np.ndarray]:
         faces = self._lm.detect(np.ascontiguousarray(image_bgr[..., ::-1]))

@@ -61,6 +61,18 @@ JAW_PATH_LEFT = (152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356)
 
 FIVE_NAMES = ("eye_image_left", "eye_image_right", "nose_tip", "mouth_image_left", "mouth_image_right")
 
+#: iBUG 68 mirror order: after a horizontal flip point ``k`` of the mirrored face is point
+#: ``MIRROR68[k]`` of the original (jaw, brows, nose bridge, nostrils, eyes, outer lips, inner lips).
+MIRROR68 = np.array(
+    list(range(16, -1, -1))
+    + list(range(26, 21, -1)) + list(range(21, 16, -1))
+    + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65])
+#: The 5 alignment points (:data:`FIVE_NAMES`) in mirror order: image-left and image-right swap.
+MIRROR5 = np.array([1, 0, 2, 4, 3])
+
 
 def _resample(path: np.ndarray, n: int) -> np.ndarray:
     """``path: (K, D)`` polyline → ``(n, D)`` points evenly spaced by arc length (ends included)."""

@@ -113,3 +113,52 @@ def test_gt_align_mesh_aligns_like_the_detector_on_a_frontal_face(onnx_encoder, 
     d_mesh = np.linalg.norm(used["mesh"] - det5, axis=1)  # (5,) px; measured 1–9 % of the eye distance
     assert d_mesh.mean() < 0.06 * eye and d_mesh.max() < 0.15 * eye
     assert np.linalg.norm(used["box"] - used["mesh"], axis=1).mean() > 0.02 * eye
+
+
+@pytest.mark.data
+def test_flip_tta_is_mirror_consistent(shared_data):
+    """``tta="flip"`` with the shipped encoder: predicting the mirror image (its 5 points mirrored)
+    gives exactly the mirror of the prediction on the image (x → W − x, iBUG mirror order) and the
+    negated yaw, which one crop alone does not (the encoder is not mirror-symmetric)."""
+    pytest.importorskip("torch")
+    import cv2
+
+    from recon_cli.eval.aflw2000_data import Aflw2000
+    from recon_cli.eval.predictors import ReconPredictor, default_weights
+    from recon_cli.face.landmarks68 import MIRROR5, MIRROR68
+
+    weights = default_weights()
+    if weights is None:
+        pytest.skip("no shipped weights in recon_cli/weights")
+    sample = next(s for s in Aflw2000(shared_data / "aflw2000-3d").samples() if 35 < abs(s.yaw_deg) < 60)
+    img = cv2.imread(str(sample.image_path))
+    w = img.shape[1]
+    mirror_img = np.ascontiguousarray(img[:, ::-1])
+
+    def mirror(lm):  # (2, 68) or (5, 2) px → the same points on the mirror image
+        lm = np.array(lm, dtype=np.float64)
+        if lm.shape == (5, 2):
+            lm = lm[MIRROR5]
+            lm[:, 0] = w - lm[:, 0]
+            return lm
+        lm = lm[:, MIRROR68]
+        lm[0] = w - lm[0]
+        return lm
+
+    gaps = {}
+    for tta in ("none", "flip"):
+        p = ReconPredictor(weights, threads=2, tta=tta)
+        try:
+            lm5 = p._faces[id(f)].lm5 if (f := next(iter(p.detect(img)), None)) is not None else None
+            assert lm5 is not None, "the detector found no face on the test image"
+            a, ya = p._run(img, lm5), p.last_yaw_deg
+            b, yb = p._run(mirror_img, mirror(lm5)), p.last_yaw_deg
+            assert p.settings()["tta"] == tta
+        finally:
+            p.close()
+        assert np.isfinite(a).all() and abs(ya) > 20
+        gaps[tta] = (np.abs(b - mirror(a)).max(), abs(ya + yb))
+    assert gaps["flip"][0] < 0.05 and gaps["flip"][1] < 0.05, gaps
+    assert gaps["none"][0] > 0.3, gaps  # one crop alone is not mirror-consistent: the check can fail
+    with pytest.raises(Exception, match="tta must be one of"):
+        ReconPredictor(weights, tta="rotate")
