@@ -1,10 +1,17 @@
-"""Turn a training checkpoint into shipped encoder weights: encoder only, float16 storage.
+"""Turn training checkpoints into shipped encoder weights: encoder only, float16 storage.
 
     python -m train.ship RUN/checkpoints/last.pt recon_cli/weights/default.pt
+    python -m train.ship A.pt B.pt C.pt recon_cli/weights/default.pt   # uniform weight average
 
 The training state (optimiser, data position, RNG) is dropped; the metadata (arch, layout,
-input size, morphable model name + hash, resolved training config) is kept, plus the step and
-best validation numbers of the source checkpoint under ``extra``.
+input size, morphable model name + hash, resolved training config of the first source) is kept,
+plus the step and best validation numbers of a single source under ``extra``.
+
+Several sources are averaged parameter by parameter, uniformly (a "model soup": Wortsman et al.,
+2022), in float32; integer buffers (BatchNorm's batch counters) are taken from the first source.
+This is only meaningful for fine-tunes of one common starting point (the averaged weights must lie
+in one basin), so every source must share arch, coefficient layout, input size and morphable model;
+a shipped float16 file may be one of them.
 """
 
 from __future__ import annotations
@@ -15,29 +22,61 @@ from pathlib import Path
 
 from recon_cli.coeffs import CoeffLayout
 from recon_cli.encoders.registry import load_checkpoint, read_checkpoint, save_checkpoint
-from recon_cli.errors import ReconError
+from recon_cli.errors import InputError, ReconError
+
+_MUST_MATCH = ("arch", "layout", "size", "model_name", "model_hash")
 
 
-def ship_weights(src: str | Path, dst: str | Path, *, half: bool = True) -> Path:
-    """``src`` (a ``recon train`` checkpoint) → ``dst`` (encoder-only, float16 by default)."""
-    encoder, meta = load_checkpoint(src)
-    state = (read_checkpoint(src, weights_only=False).get("extra", {}) or {}).get("train_state", {}) or {}
-    keep = {k: state[k] for k in ("step", "best_val") if k in state}
+def average_encoders(srcs: list[str | Path]):
+    """``srcs`` (checkpoints of one architecture) → (encoder with the mean float weights, meta of the first)."""
+    import torch
+
+    encoder, meta = load_checkpoint(srcs[0])
+    state = {k: v.detach().clone().float() if v.is_floating_point() else v.clone()
+             for k, v in encoder.state_dict().items()}
+    for src in srcs[1:]:
+        other, m = load_checkpoint(src)
+        for key in _MUST_MATCH:
+            if m.get(key) != meta.get(key):
+                raise InputError(f"{src}: {key} is {m.get(key)!r}, but {srcs[0]} has {meta.get(key)!r}",
+                                 hint="average only fine-tunes of one encoder (same arch, layout, size and model)")
+        for k, v in other.state_dict().items():
+            if v.is_floating_point():
+                state[k] += v.float()
+    with torch.no_grad():
+        encoder.load_state_dict({k: v / len(srcs) if v.is_floating_point() else v for k, v in state.items()})
+    return encoder, meta
+
+
+def ship_weights(src: str | Path | list, dst: str | Path, *, half: bool = True) -> Path:
+    """``src`` (a ``recon train`` checkpoint, or a list of them to average) → ``dst`` (encoder-only,
+    float16 by default)."""
+    srcs = [src] if isinstance(src, (str, Path)) else list(src)
+    if not srcs:
+        raise InputError("no source checkpoint given", hint="python -m train.ship SRC.pt [SRC2.pt ...] DST.pt")
+    if len(srcs) == 1:
+        encoder, meta = load_checkpoint(srcs[0])
+        state = (read_checkpoint(srcs[0], weights_only=False).get("extra", {}) or {}).get("train_state", {}) or {}
+        keep = {k: state[k] for k in ("step", "best_val") if k in state}
+        extra = {"source": Path(srcs[0]).name, **keep}
+    else:
+        encoder, meta = average_encoders(srcs)
+        extra = {"source": "uniform average of " + ", ".join(Path(s).name for s in srcs),
+                 "sources": [str(s) for s in srcs]}
     return save_checkpoint(dst, encoder, arch=meta["arch"], layout=CoeffLayout(**meta["layout"]), size=meta["size"],
                            model_name=meta["model_name"], model_hash=meta["model_hash"], config=meta.get("config"),
-                           extra={"source": Path(src).name, "storage": "float16" if half else "float32", **keep},
-                           half=half)
+                           extra={**extra, "storage": "float16" if half else "float32"}, half=half)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("src", type=Path, help="training checkpoint (.pt)")
+    ap.add_argument("src", type=Path, nargs="+", help="training checkpoint(s) (.pt); several are averaged uniformly")
     ap.add_argument("dst", type=Path, help="output weights (.pt)")
     ap.add_argument("--fp32", action="store_true", help="keep float32 storage")
     args = ap.parse_args(argv)
     try:
         out = ship_weights(args.src, args.dst, half=not args.fp32)
-    except ReconError as e:  # a missing or unreadable checkpoint: the message and its fix, no traceback
+    except ReconError as e:  # a missing, unreadable or mismatched checkpoint: the message and its fix
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")

@@ -47,3 +47,47 @@ def test_ship_cli_bad_input_is_a_message(tmp_path, capsys):
         err = capsys.readouterr().err
         assert ex.value.code == 2 and str(src) in err and "fix:" in err and "Traceback" not in err
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_ship_averages_several_checkpoints(tmp_path, capsys):
+    """Several sources: each float tensor is their mean (a shipped float16 file may be one of them);
+    integer buffers come from the first; a source of another input size is refused with a message."""
+    import pytest
+
+    from train.ship import main
+
+    layout = CoeffLayout(6, 4, 5)
+    srcs, states = [], []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        enc = build_encoder("mobilenet_v3_small", layout, 64)
+        with torch.no_grad():
+            for p in enc.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        states.append({k: v.clone() for k, v in enc.state_dict().items()})
+        srcs.append(save_checkpoint(tmp_path / f"s{seed}.pt", enc, arch="mobilenet_v3_small", layout=layout, size=64,
+                                    model_name="random", model_hash="0" * 16, config={"seed": seed},
+                                    half=seed == 2))
+    main([str(s) for s in srcs] + [str(tmp_path / "soup.pt"), "--fp32"])
+    assert "wrote" in capsys.readouterr().out
+    soup, meta = load_checkpoint(tmp_path / "soup.pt")
+    assert meta["config"] == {"seed": 0}
+    extra = read_checkpoint(tmp_path / "soup.pt")["extra"]
+    assert extra["sources"] == [str(s) for s in srcs] and extra["storage"] == "float32"
+    third = {k: v.half().float() for k, v in states[2].items() if v.is_floating_point()}  # stored as float16
+    n = 0
+    for k, v in soup.state_dict().items():
+        if v.is_floating_point():
+            want = (states[0][k] + states[1][k] + third[k]) / 3
+            assert torch.allclose(v, want, atol=1e-6), k
+            n += int(not torch.allclose(v, states[0][k], atol=1e-4))
+        else:
+            assert torch.equal(v, states[0][k])
+    assert n > 10  # the average differs from its first source
+    other = save_checkpoint(tmp_path / "s96.pt", build_encoder("mobilenet_v3_small", layout, 96),
+                            arch="mobilenet_v3_small", layout=layout, size=96, model_name="random", model_hash="0" * 16)
+    with pytest.raises(SystemExit) as ex:
+        main([str(srcs[0]), str(other), str(tmp_path / "bad.pt")])
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and "size is 96" in err and "fix:" in err
+    assert not (tmp_path / "bad.pt").exists()
