@@ -149,8 +149,9 @@ def test_flip_tta_is_mirror_consistent(shared_data):
     for tta in ("none", "flip"):
         p = ReconPredictor(weights, threads=2, tta=tta)
         try:
-            lm5 = p._faces[id(f)].lm5 if (f := next(iter(p.detect(img)), None)) is not None else None
-            assert lm5 is not None, "the detector found no face on the test image"
+            faces = p.detect(img)
+            assert faces, "the detector found no face on the test image"
+            lm5 = p._faces[id(faces[0])].lm5
             a, ya = p._run(img, lm5), p.last_yaw_deg
             b, yb = p._run(mirror_img, mirror(lm5)), p.last_yaw_deg
             assert p.settings()["tta"] == tta
