@@ -29,10 +29,8 @@ _MUST_MATCH = ("arch", "layout", "size", "model_name", "model_hash")
 
 def average_encoders(srcs: list[str | Path]):
     """``srcs`` (checkpoints of one architecture) → (encoder with the mean float weights, meta of the first)."""
-    import torch
-
     encoder, meta = load_checkpoint(srcs[0])
-    state = {k: v.detach().clone().float() if v.is_floating_point() else v.clone()
+    state = {k: v.clone().float() if v.is_floating_point() else v.clone()  # copies: never alias the encoder
              for k, v in encoder.state_dict().items()}
     for src in srcs[1:]:
         other, m = load_checkpoint(src)
@@ -43,8 +41,7 @@ def average_encoders(srcs: list[str | Path]):
         for k, v in other.state_dict().items():
             if v.is_floating_point():
                 state[k] += v.float()
-    with torch.no_grad():
-        encoder.load_state_dict({k: v / len(srcs) if v.is_floating_point() else v for k, v in state.items()})
+    encoder.load_state_dict({k: v / len(srcs) if v.is_floating_point() else v for k, v in state.items()})
     return encoder, meta
 
 
