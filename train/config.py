@@ -137,6 +137,10 @@ class OptimConfig:
     grad_clip: float = 0.0  # max gradient L2 norm (0 = off)
     lr_schedule: str = "constant"  # constant (the paper) | cosine (decay to lr_final × lr over the run)
     lr_final: float = 0.05  # cosine: final learning rate as a fraction of optim.lr
+    # wall-clock budget of the training loop in minutes (0 = none), summed over resumes. The run ends
+    # normally (final validation, checkpoint) when it is spent, and the cosine schedule advances by
+    # whichever is further along, steps or time, so it reaches lr_final when the budget ends.
+    max_minutes: float = 0.0
 
 
 @dataclass
@@ -230,6 +234,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         ("optim.epochs", cfg.optim.epochs >= 1 or cfg.optim.max_steps > 0, "epochs ≥ 1 or max_steps > 0"),
         ("optim.lr_schedule", cfg.optim.lr_schedule in ("constant", "cosine"), "constant or cosine"),
         ("optim.lr_final", 0.0 <= cfg.optim.lr_final <= 1.0, "a fraction in [0, 1]"),
+        ("optim.max_minutes", cfg.optim.max_minutes >= 0, "≥ 0 minutes (0 = no time budget)"),
         ("run.amp", cfg.run.amp in ("auto", "off", "bf16", "fp16"), "auto, off, bf16 or fp16"),
         ("model.n_light", cfg.model.n_light in (9, 27), "9 (white) or 27 (RGB)"),
         ("losses.fre_amplitude", cfg.losses.fre_amplitude in ("complex", "amplitude"), "complex or amplitude"),

@@ -101,6 +101,16 @@ def all_flags(info: DistInfo, *flags: bool) -> list[bool]:
     return [bool(v) for v in t.tolist()]
 
 
+def all_max(info: DistInfo, value: float) -> float:
+    """The largest ``value`` over all ranks (one small all-reduce; identity when not distributed), so
+    every rank takes the same decision from a per-rank measurement such as elapsed time."""
+    if not info.enabled:
+        return float(value)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -120,6 +120,8 @@ class Trainer:
                                           weight_decay=o.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.step, self.n_skipped, self.n_nonfinite, self.best_val = 0, 0, 0, math.inf
+        # seconds spent in earlier sessions of this run (resume) and the rank-agreed total so far
+        self.seconds_before, self.seconds, self._t0 = 0.0, 0.0, None
         if cfg.run.resume:
             self._resume()
         self.net = self.encoder
@@ -152,6 +154,7 @@ class Trainer:
         c = state.get("counters", {})
         self.n_skipped, self.n_nonfinite = int(c.get("skipped", 0)), int(c.get("nonfinite", 0))
         self.best_val = float(state.get("best_val", math.inf))
+        self.seconds_before = self.seconds = float(state.get("train_seconds", 0.0))
         if state.get("world", 1) != self.dist.world:
             warnings.warn(f"resuming a run written with {state.get('world')} process(es) on {self.dist.world}: "
                           "the data order from here on differs from an uninterrupted run")
@@ -178,11 +181,16 @@ class Trainer:
             "counters": {"skipped": self.n_skipped, "nonfinite": self.n_nonfinite, "bad_samples": self.dataset.n_bad},
             "best_val": self.best_val,
             "world": self.dist.world,
+            "train_seconds": self._elapsed(),
         }
         keep = self.run_dir / "checkpoints" / f"step_{self.step:07d}.pt" if self.cfg.run.keep_steps else None
         return save_training_checkpoint(self.ckpt_path, self.encoder, arch=self.cfg.model.arch, layout=self.layout,
                                         size=self.cfg.data.size, model=self.model, config=to_dict(self.cfg),
                                         train_state=state, keep_copy=keep)
+
+    def _elapsed(self) -> float:
+        """Seconds of training loop in this run so far, earlier sessions (resume) included."""
+        return self.seconds if self._t0 is None else self.seconds_before + time.perf_counter() - self._t0
 
     def request_stop(self) -> None:
         """Finish the current step, save a checkpoint and return from :meth:`fit`."""
@@ -199,11 +207,13 @@ class Trainer:
                                "train": len(self.train_idx), "val": len(self.val_idx), "world": self.dist.world,
                                "device": str(self.device), "amp": str(self.amp_dtype)})
         t0, interrupted, last = time.perf_counter(), False, {}
+        budget = 60.0 * cfg.optim.max_minutes
+        self._t0, out_of_time = t0, budget > 0 and self.seconds_before >= budget  # a resume past its budget
         if cfg.run.val_at_start and cfg.run.val_every and self.step == 0:
             self.validate()
         with stop_on_signals(self.request_stop, lambda: self._stop, announce=main), \
                 TrainProgress(main and cfg.run.progress, self.total_steps, self.step) as bar:
-            while self.step < self.total_steps and not interrupted:
+            while self.step < self.total_steps and not interrupted and not out_of_time:
                 steps_before = self.step
                 for batch in self.loader:  # one epoch, from the sampler's position
                     if D.all_flags(self.dist, self._stop)[0]:
@@ -217,7 +227,10 @@ class Trainer:
                         self._after_step(terms, t_step, t0, bar)
                     if self.on_step:
                         self.on_step(self)
-                    if self.step >= self.total_steps:
+                    if budget > 0:
+                        self.seconds = D.all_max(self.dist, self.seconds_before + time.perf_counter() - t0)
+                        out_of_time = self.seconds >= budget
+                    if self.step >= self.total_steps or out_of_time:
                         break
                 else:
                     if self.step == steps_before:
@@ -225,12 +238,15 @@ class Trainer:
                                          f"({self.n_skipped} batches skipped, {self.dataset.n_bad} bad samples)",
                                          hint="see the warnings above / log.jsonl for the bad files")
             interrupted = interrupted or D.all_flags(self.dist, self._stop)[0]
+        if budget <= 0:
+            self.seconds = self.seconds_before + time.perf_counter() - t0
         val = self.validate() if not interrupted else None
         if main:
             self._grid()
         self.save()
         summary = {"run_dir": str(self.run_dir), "step": self.step, "epoch": self.sampler.state.epoch,
-                   "interrupted": interrupted, "skipped_batches": self.n_skipped, "nonfinite_batches": self.n_nonfinite,
+                   "interrupted": interrupted, "out_of_time": out_of_time and not interrupted,
+                   "train_seconds": round(self.seconds, 3), "skipped_batches": self.n_skipped, "nonfinite_batches": self.n_nonfinite,
                    "bad_samples": self.dataset.n_bad, "last": {k: v for k, v in last.items()}, "val": val,
                    "seconds": round(time.perf_counter() - t0, 3), "checkpoint": str(self.ckpt_path)}
         if main:
@@ -268,7 +284,9 @@ class Trainer:
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.encoder.parameters(), self.cfg.optim.grad_clip)
-        lr = learning_rate(self.cfg.optim, self.step, self.total_steps)
+        budget = 60.0 * self.cfg.optim.max_minutes
+        lr = learning_rate(self.cfg.optim, self.step, self.total_steps,
+                           time_frac=self.seconds / budget if budget > 0 else 0.0)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.scaler.step(self.optimizer)
@@ -434,11 +452,15 @@ def _load_init(encoder: torch.nn.Module, path: str, arch: str, layout) -> None:
     log.info("initialised the encoder from %s", path)
 
 
-def learning_rate(o, step: int, total: int) -> float:
+def learning_rate(o, step: int, total: int, time_frac: float = 0.0) -> float:
     """The learning rate of optimiser step ``step`` (0-based) of ``total``: ``optim.lr`` constant
     (the paper), or ``cosine`` from ``optim.lr`` down to ``optim.lr_final`` × lr at the last step.
-    A function of the step alone, so a resumed run continues the same schedule."""
-    if o.lr_schedule == "cosine" and total > 1:
-        t = min(max(step, 0), total - 1) / (total - 1)
+    With a time budget (``optim.max_minutes``) the cosine's progress is the larger of
+    ``step / (total - 1)`` and ``time_frac`` (the share of the budget spent, agreed over the ranks),
+    so it reaches ``lr_final`` when the budget runs out. Without one it is a function of the step
+    alone, so a resumed run continues the same schedule bit-exactly."""
+    if o.lr_schedule == "cosine" and (total > 1 or time_frac > 0):
+        t = min(max(step, 0), total - 1) / (total - 1) if total > 1 else 0.0
+        t = min(max(t, time_frac), 1.0)
         return o.lr * (o.lr_final + (1.0 - o.lr_final) * 0.5 * (1.0 + math.cos(math.pi * t)))
     return o.lr

@@ -29,7 +29,7 @@ def build_config(data: Optional[Path], config: Optional[Path], sets: list[str], 
                  max_steps: Optional[int] = None, name: Optional[str] = None, project: Optional[str] = None,
                  resume: bool = False, arch: Optional[str] = None, lr: Optional[float] = None,
                  identity_weights: Optional[Path] = None, size: Optional[int] = None, workers: Optional[int] = None,
-                 amp: Optional[str] = None, init: Optional[Path] = None):
+                 amp: Optional[str] = None, init: Optional[Path] = None, minutes: Optional[float] = None):
     """CLI options → validated :class:`train.config.TrainConfig` (see ``recon train --help``)."""
     from recon_cli.config import apply_overrides
     from train.config import load_config, parse_losses, validate
@@ -40,7 +40,7 @@ def build_config(data: Optional[Path], config: Optional[Path], sets: list[str], 
                        ("run.name", name), ("run.project", project), ("model.arch", arch), ("optim.lr", lr),
                        ("losses.identity_weights", str(identity_weights) if identity_weights else None),
                        ("data.size", size), ("data.workers", workers), ("run.amp", amp),
-                       ("model.init", str(init) if init else None)):
+                       ("model.init", str(init) if init else None), ("optim.max_minutes", minutes)):
         if value is not None:
             opts[key] = value
     if losses is not None:
@@ -73,6 +73,7 @@ def register(app: typer.Typer) -> None:
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Images per step per process (paper: 16)."),
         epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs to train (ignored when --max-steps > 0)."),
         max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
+        minutes: Optional[float] = typer.Option(None, "--minutes", help="Time budget: end the run (final validation, checkpoint) after this many minutes of training, resumes included; a cosine schedule then decays by time or steps, whichever is further along."),
         name: Optional[str] = typer.Option(None, "--name", help="Run name (folder under --project)."),
         project: Optional[str] = typer.Option(None, "--project", help="Folder of runs (default runs/train)."),
         resume: bool = typer.Option(False, "--resume", help="Continue PROJECT/NAME from checkpoints/last.pt."),
@@ -95,7 +96,8 @@ def register(app: typer.Typer) -> None:
 
         cfg = build_config(data, config, sets, losses=losses, device=device, batch_size=batch_size, epochs=epochs,
                            max_steps=max_steps, name=name, project=project, resume=resume, arch=arch, lr=lr,
-                           identity_weights=identity_weights, size=size, workers=workers, amp=amp, init=init)
+                           identity_weights=identity_weights, size=size, workers=workers, amp=amp, init=init,
+                           minutes=minutes)
         console = Console(stderr=True)
         logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
         logging.captureWarnings(True)
@@ -104,7 +106,8 @@ def register(app: typer.Typer) -> None:
         summary = run_training(cfg)
         if int(os.environ.get("RANK", "0")) == 0:
             val = summary.get("val") or {}
-            state = "interrupted, checkpoint saved" if summary["interrupted"] else "done"
+            state = ("interrupted, checkpoint saved" if summary["interrupted"] else
+                     "done (time budget spent)" if summary.get("out_of_time") else "done")
             console.print(f"[bold green]{state}[/]: step {summary['step']}, {summary['seconds']:.1f} s; "
                           + (f"val landmarks {val['lm_px']:.2f} px (224), NME {val['nme']:.4f}; " if val else "")
                           + (f"vs manual labels {val['pts21_px']:.2f} px; " if val.get("pts21_px") is not None else "")

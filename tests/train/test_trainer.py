@@ -285,3 +285,34 @@ def test_validation_reports_manual_label_error_by_yaw_bin(tiny, tmp_path):
     assert v["pts21_px_bal"] == pytest.approx(sum(by) / 3)
     counts = [sum(1 for y in yaws.values() if lo <= abs(y) < hi) for lo, hi in ((0, 30), (30, 60), (60, 180))]
     assert v["pts21_px"] == pytest.approx(sum(c * b for c, b in zip(counts, by)) / sum(counts), rel=1e-4)
+
+
+def test_time_budget_ends_the_run_and_drives_the_cosine(tiny, tmp_path):
+    """--minutes: the run ends normally (validation, checkpoint, not 'interrupted') once the budget is
+    spent, the cosine schedule follows the clock, and --resume continues the clock from the checkpoint."""
+    import time
+
+    from train.checkpoint import load_training_checkpoint
+    from train.trainer import learning_rate
+
+    o = load_config(None, ["optim.lr=1e-3", "optim.lr_schedule=cosine", "optim.lr_final=0.1"]).optim
+    assert learning_rate(o, 0, 1000, time_frac=1.0) == pytest.approx(1e-4)
+    assert learning_rate(o, 0, 1000, time_frac=0.5) == pytest.approx(5.5e-4)
+    assert learning_rate(o, 999, 1000, time_frac=0.2) == pytest.approx(1e-4)  # steps further along: they win
+
+    common = ["data.val_fraction=0.25", "optim.batch_size=2", "run.save_every=0", "run.log_every=1",
+              "optim.max_steps=500", "optim.lr_schedule=cosine", "optim.lr=1e-3"]
+    slow = lambda t: time.sleep(0.3)  # noqa: E731  every step takes ≥ 0.3 s
+    s1 = train(make_cfg(tiny, tmp_path, "budget", "optim.max_minutes=0.02", *common), on_step=slow)
+    assert s1["out_of_time"] and not s1["interrupted"] and 1 <= s1["step"] <= 4
+    assert 1.2 <= s1["train_seconds"] < 10 and s1["val"] is not None
+    lrs = [r["lr"] for r in read_log(tmp_path / "budget") if r.get("kind") == "train"]
+    assert lrs[0] == pytest.approx(1e-3) and all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert lrs[-1] < 0.9e-3  # 500 steps would still be at ~1e-3 by step count alone
+    _, _, state = load_training_checkpoint(tmp_path / "budget" / "checkpoints" / "last.pt")
+    assert state["train_seconds"] >= 1.2 and state["step"] == s1["step"]
+
+    s2 = train(make_cfg(tiny, tmp_path, "budget", "optim.max_minutes=0.04", "run.resume=true", *common), on_step=slow)
+    assert s2["out_of_time"] and s2["step"] > s1["step"] and s2["train_seconds"] >= 2.4
+    with pytest.raises(InputError, match="max_minutes"):
+        load_config(None, ["optim.max_minutes=-1"])
