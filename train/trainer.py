@@ -122,6 +122,7 @@ class Trainer:
         self.step, self.n_skipped, self.n_nonfinite, self.best_val = 0, 0, 0, math.inf
         # seconds spent in earlier sessions of this run (resume) and the rank-agreed total so far
         self.seconds_before, self.seconds, self._t0 = 0.0, 0.0, None
+        self.budget_s = 60.0 * cfg.optim.max_minutes  # 0: no time budget
         if cfg.run.resume:
             self._resume()
         self.net = self.encoder
@@ -207,7 +208,7 @@ class Trainer:
                                "train": len(self.train_idx), "val": len(self.val_idx), "world": self.dist.world,
                                "device": str(self.device), "amp": str(self.amp_dtype)})
         t0, interrupted, last = time.perf_counter(), False, {}
-        budget = 60.0 * cfg.optim.max_minutes
+        budget = self.budget_s
         self._t0, out_of_time = t0, budget > 0 and self.seconds_before >= budget  # a resume past its budget
         if cfg.run.val_at_start and cfg.run.val_every and self.step == 0:
             self.validate()
@@ -284,9 +285,8 @@ class Trainer:
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.encoder.parameters(), self.cfg.optim.grad_clip)
-        budget = 60.0 * self.cfg.optim.max_minutes
         lr = learning_rate(self.cfg.optim, self.step, self.total_steps,
-                           time_frac=self.seconds / budget if budget > 0 else 0.0)
+                           time_frac=self.seconds / self.budget_s if self.budget_s > 0 else 0.0)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.scaler.step(self.optimizer)
