@@ -22,6 +22,7 @@ from recon_cli.cli import (  # noqa: E402  (commands register themselves on `app
     eval_cmd,
     export_cmd,
     model_cmd,
+    pack_cmd,
     prep_cmd,
     render_cmd,
     run_cmd,
@@ -31,7 +32,7 @@ from recon_cli.cli.groups import bench_app, model_app  # noqa: E402
 
 # Each module adds its commands to `app` or to the shared groups; the order here is the
 # order of `recon --help`.
-for _mod in (train_cmd, export_cmd, run_cmd, eval_cmd, prep_cmd, model_cmd, render_cmd):
+for _mod in (train_cmd, export_cmd, run_cmd, eval_cmd, prep_cmd, pack_cmd, model_cmd, render_cmd):
     _mod.register(app)
 app.add_typer(model_app, name="model")
 app.add_typer(bench_app, name="bench")
