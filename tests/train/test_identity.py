@@ -152,9 +152,14 @@ def test_iresnet100_layout():
     assert isinstance(build_backbone("r50"), IResNet)
 
 
-def test_missing_weights_disable_the_loss_with_a_warning(tmp_path):
+def test_missing_weights_disable_the_loss_with_a_warning_unless_named(tmp_path, monkeypatch):
+    import train.losses.identity as ident
+
+    monkeypatch.setattr(ident, "default_identity_weights", lambda: tmp_path / "absent" / "068.ckpt")
     with pytest.warns(RuntimeWarning, match="--identity-weights"):
-        assert build_identity_loss(tmp_path / "nope.ckpt") is None
+        assert build_identity_loss(None) is None  # the default (development data) is optional
+    with pytest.raises(InputError, match="nope.ckpt.*not found"):
+        build_identity_loss(tmp_path / "nope.ckpt")  # a named file is not
 
 
 def test_bad_weights_file_is_an_input_error(tmp_path):

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from recon_cli.errors import InputError
 from recon_cli.paths import data_dir
 
 DEV_CHECKPOINT = Path("identity") / "mobilefacenet-arcface" / "068.ckpt"
@@ -58,17 +59,23 @@ def default_identity_weights() -> Path | None:
 
 def build_identity_loss(weights: str | Path | None, kind: str = "auto", *, box=None,
                         device: str | torch.device = "cpu") -> IdentityLoss | None:
-    """Load the identity loss, or warn and return ``None`` when its network file is missing.
+    """Load the identity loss, or warn and return ``None`` when the default network file (the
+    development data's) is missing; a named file that is missing is an error.
 
     Args:
         weights: checkpoint path; ``None``/``""`` = :func:`default_identity_weights`.
         kind: ``auto`` or a kind of :data:`train.identity.KINDS` (``mobilefacenet``, ``iresnet50``…).
 
     Raises:
-        InputError: the file exists but is not a matching face-recognition checkpoint.
+        InputError: ``weights`` names a missing file, or a file that is not a matching
+            face-recognition checkpoint.
     """
     from train.identity.network import load_identity_network
 
+    if weights and not Path(weights).is_file():  # asked for by name: a typo must not silently drop a loss
+        raise InputError(f"identity weights {weights} not found",
+                         hint="pass an existing face-recognition checkpoint to --identity-weights "
+                              "(losses.identity_weights), or leave it empty for the development-data MobileFaceNet")
     path = Path(weights) if weights else default_identity_weights()
     if path is None or not path.is_file():
         where = "no development data folder" if path is None else f"{path} does not exist"
