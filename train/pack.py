@@ -127,7 +127,8 @@ def pack(dataset: str | Path, out: str | Path, part_bytes: int, jpeg_quality: in
     if not records:
         raise InputError(f"{src}: the manifest lists no samples", hint="run `recon prep IMAGES --out DATASET` first")
     if out.exists() and any(out.glob("part-*.tar.gz")):
-        raise InputError(f"{out} already holds parts", hint="pack into a new folder (or delete the old parts)")
+        done = "a finished pack" if (out / PACK_INDEX).is_file() else "parts of an interrupted pack (no pack.json)"
+        raise InputError(f"{out} already holds {done}", hint="pack into a new folder, or delete the old parts and run again")
     out.mkdir(parents=True, exist_ok=True)
     pack_header = dict(header)
     if jpeg_quality is not None:

@@ -138,7 +138,7 @@ def test_cli_pack_unpack_and_bad_input(tiny, tmp_path, capsys):
     assert code != 0 and "nowhere" in err and "recon prep" in err and "Traceback" not in err
     code, _, err = run_cli(["pack", str(tiny), str(tmp_path / "p")], capsys)  # parts already there
     err = flat(err)
-    assert code != 0 and "already holds parts" in err
+    assert code != 0 and "already holds a finished pack" in err
     code, _, err = run_cli(["unpack", str(tmp_path / "missing.tar.gz"), "--out", str(tmp_path / "d")], capsys)
     err = flat(err)
     assert code != 0 and "missing.tar.gz" in err and "Traceback" not in err
