@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -135,6 +136,62 @@ def aflw2000(
     if report:
         for r in results:
             console.print(f"wrote {write_worst_grid(r, report)}")
+
+
+@eval_app.command("compare")
+def compare_cmd(
+    base: Path = typer.Argument(..., help="JSON of `recon eval aflw2000 --json` for the reference model."),
+    other: Optional[Path] = typer.Argument(None, help="JSON of the model to compare with it (same benchmark, same images). Leave out for BASE's own 95 % intervals."),
+    boot: int = typer.Option(4000, "--boot", help="Bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the resampling (the result is reproducible)."),
+    run: int = typer.Option(0, "--run", min=0, help="Which run of each file (--crop both writes 0 = detector, 1 = gt)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the comparison to this file ('-': stdout only)."),
+) -> None:
+    """Is OTHER really better than BASE? A paired bootstrap over the benchmark's images, stratified by yaw bin: each statistic's difference (other - base, NME %; negative = better) with its 95 % interval. With BASE alone: its own numbers with their 95 % intervals.
+
+    The interval covers which images the benchmark holds, not training noise: compare several seeds of a recipe for that.
+
+    Example: recon eval compare base.json new.json
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from recon_cli.atomic import atomic_write_text
+    from recon_cli.eval.compare import STATS, compare
+
+    c = compare(base, other, boot=boot, seed=seed, run=run)
+    doc = json.dumps(c.to_dict(), indent=2) + "\n"
+    if json_out is not None and str(json_out) == "-":
+        typer.echo(doc, nl=False)
+        return
+    console = Console()
+    if other is None:
+        t = Table(title=f"AFLW2000-3D NME %: {base.name}, {c.n} images ({' / '.join(map(str, c.bin_count))} per bin), "
+                        f"{c.boot} resamples")
+        for col in ("", "NME %", "95 % interval"):
+            t.add_column(col, justify="right")
+        for i, name in enumerate(STATS):
+            t.add_row(name, f"{c.base_stats[i]:.3f}", f"[{c.ci95[i][0]:.3f}, {c.ci95[i][1]:.3f}]")
+        console.print(t)
+        if json_out:
+            atomic_write_text(json_out, doc)
+        return
+    t = Table(title=f"AFLW2000-3D NME %: {other.name} − {base.name}, {c.n} paired images "
+                    f"({' / '.join(map(str, c.bin_count))} per bin), {c.boot} resamples")
+    for col in ("", "base", "other", "diff", "95 % interval", "P(other not worse)"):
+        t.add_column(col, justify="right")
+    for i, name in enumerate(STATS):
+        lo, hi = c.ci95[i]
+        t.add_row(name, f"{c.base_stats[i]:.3f}", f"{c.other_stats[i]:.3f}", f"{c.diff[i]:+.3f}",
+                  f"[{lo:+.3f}, {hi:+.3f}]", f"{c.p_not_worse[i]:.3f}")
+    console.print(t)
+    if c.only_in_one:
+        console.print(f"[yellow]{c.only_in_one} images are in one file only or in another bin, and were left out[/]")
+    lo, hi = c.ci95[3]
+    verdict = ("better" if hi < 0 else "worse" if lo > 0 else "not distinguishable from the base")
+    console.print(f"balanced mean: {other.name} is {verdict} at 95 % (on these images)")
+    if json_out:
+        atomic_write_text(json_out, doc)
 
 
 def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],
