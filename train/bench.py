@@ -38,12 +38,14 @@ def bench_train(archs: list[str], *, size: int = 224, batch: int = 16, device: s
     from recon_cli.encoders import build_encoder
     from recon_cli.morphable import load_model
     from train.config import load_config
-    from train.distributed import resolve_amp
+    from train.distributed import resolve_amp, resolve_device
     from train.objective import build_objective
     from train.step import encode
 
     if threads > 0:
         torch.set_num_threads(threads)
+    if device != "auto":
+        resolve_device(device)  # an unknown device, or CUDA where there is none: a message, not a traceback
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if device == "auto" else [device]
     model = load_model(model_path)
     layout = CoeffLayout.for_model(model)

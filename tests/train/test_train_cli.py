@@ -130,6 +130,10 @@ def test_bench_train_cli(tmp_path, capsys):
     code, stdout, err = run_cli(["bench", "train", "--arch", "mobilenet_v3_small", "--size", "64", "--device", "cpu",
                                  "--amp", "fp16"], capsys)
     assert code == 2 and "run.amp=fp16 needs a CUDA device" in stdout + err and "Traceback" not in stdout + err
+    if not torch.cuda.is_available():  # CUDA asked for where there is none: a message (it was a traceback)
+        code, stdout, err = run_cli(["bench", "train", "--arch", "mobilenet_v3_small", "--size", "64", "--device", "cuda"],
+                                    capsys)
+        assert code == 2 and "CUDA is not available" in " ".join((stdout + err).split()) and "Traceback" not in stdout + err
 
 
 @pytest.mark.slow  # two processes start torch + the model (~20 s on 2 busy cores); the only DDP check
