@@ -98,7 +98,7 @@ def _write_part(path: Path, samples: list[_Sample], meta: dict[str, Any]) -> Non
     members += [m for s in samples for m in s.members]
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz, \
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:  # PAX: ids of any length
             for name, data in members:
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(data), 0o644, 0
@@ -171,6 +171,9 @@ def pack(dataset: str | Path, out: str | Path, part_bytes: int, jpeg_quality: in
         if jpeg_quality is not None:
             crop = _reencode_jpeg(crop, jpeg_quality, str(crop_p))
         crop_name, mask_name = f"crops/{rec['id']}.jpg", f"masks/{rec['id']}.png"
+        if not (_SAFE_MEMBER.match(crop_name) and _SAFE_MEMBER.match(mask_name)):  # `recon prep` ids always are
+            raise InputError(f"{src}: sample id {rec['id']!r} has characters a part cannot carry safely",
+                             hint="ids are letters, digits, '.', '_' and '-' (as `recon prep` makes them)")
         extra = {**rec.get("extra", {}), "pack_index": n}
         s = _Sample(json_line({**rec, "crop": crop_name, "mask": mask_name, "extra": extra}),
                     ((crop_name, crop), (mask_name, mask_p.read_bytes())))

@@ -164,3 +164,26 @@ def test_an_unpacked_dataset_trains_and_validates_exactly_like_the_original(tiny
     assert vals[0]["lm_px"] == vals[1]["lm_px"] and vals[0]["n"] == vals[1]["n"] >= 1
     steps = [read_log(tmp_path / "runs" / n, "train")[0] for n in ("orig", "unpacked")]
     assert steps[0]["loss/total"] == steps[1]["loss/total"]  # the same first batch: the same order
+
+
+def test_long_ids_travel_and_unsafe_ids_are_refused_at_pack_time(tiny, tmp_path):
+    import shutil
+
+    d = tmp_path / "ds"
+    shutil.copytree(tiny, d)
+    recs = _records(d)
+    long_id = "photos__" + "x" * 150  # longer than a plain tar header's 100-character name field
+    r = recs[0]
+    (d / r["crop"]).rename(d / f"crops/{long_id}.jpg")
+    (d / r["mask"]).rename(d / f"masks/{long_id}.png")
+    recs[0] = {**r, "id": long_id, "crop": f"crops/{long_id}.jpg", "mask": f"masks/{long_id}.png"}
+    (d / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in recs))
+    pack(d, tmp_path / "p", part_bytes=2**24)
+    unpack([tmp_path / "p"], tmp_path / "u")
+    _, samples = load_manifest(tmp_path / "u", check_files=True)
+    assert samples[0].id == long_id and samples[0].crop.read_bytes() == (d / f"crops/{long_id}.jpg").read_bytes()
+
+    recs[1] = {**recs[1], "id": "a/../b"}
+    (d / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in recs))
+    with pytest.raises(InputError, match="cannot carry safely"):
+        pack(d, tmp_path / "q", part_bytes=2**24)
