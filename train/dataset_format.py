@@ -20,7 +20,9 @@ Layout::
                         "extra": {"pts21": [[x, y] * 21] crop px, NaN (JSON NaN) for invisible,
                                   "yaw_deg": AFLW yaw label, degrees (with --pts21 when yaws.npy
                                   is beside pts21.npy; sign opposite to the model's yaw),
-                                  "face_source": "roi-fallback" (faces fitted without a detection)}}
+                                  "face_source": "roi-fallback" (faces fitted without a detection),
+                                  "pack_index": position in the packed source manifest
+                                  (datasets made by `recon unpack`, train/pack.py)}}
       crops/<id>.jpg   size×size RGB JPEG, quality 95
       masks/<id>.png   size×size uint8 region labels: 0 out, 1 skin, 2 eyes, 3 nose, 4 mouth
       skipped.jsonl    {"source", "id", "reason"} per skipped file ("unreadable: …", "no face",
