@@ -207,15 +207,16 @@ def _part_files(sources: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _expected_digest(part: Path) -> str | None:
-    idx = part.parent / PACK_INDEX
+def _index_digests(folder: Path) -> dict[str, str]:
+    """``{part file name: SHA-256}`` from ``folder/pack.json``, or ``{}`` when there is none."""
+    idx = folder / PACK_INDEX
     if not idx.is_file():
-        return None
+        return {}
     try:
         entries = json.loads(idx.read_text(encoding="utf-8")).get("parts", [])
-    except (json.JSONDecodeError, AttributeError):
+        return {e["file"]: e["sha256"] for e in entries if e.get("file") and e.get("sha256")}
+    except (json.JSONDecodeError, AttributeError, TypeError):
         raise InputError(f"{idx} is not a pack index", hint="delete it to unpack without the checksum check") from None
-    return next((e.get("sha256") for e in entries if e.get("file") == part.name), None)
 
 
 def _check_header(dst: Path, header: dict[str, Any], part: Path) -> None:
@@ -245,13 +246,15 @@ def unpack(sources: Iterable[str | Path], out: str | Path,
     repair_jsonl(dst / MANIFEST)
     have = {rec["id"] for rec in read_jsonl(dst / MANIFEST)}
     added = skipped = 0
+    digests: dict[Path, dict[str, str]] = {}  # pack.json of each folder, read once
     for f in files:
-        want = _expected_digest(f)
-        if want is not None and hashlib.sha256(f.read_bytes()).hexdigest() != want:
+        data = f.read_bytes()
+        want = digests.setdefault(f.parent, _index_digests(f.parent)).get(f.name)
+        if want is not None and hashlib.sha256(data).hexdigest() != want:
             raise InputError(f"{f}: SHA-256 differs from {f.parent / PACK_INDEX} (a truncated or damaged transfer)",
                              hint="copy the part again")
         try:  # gzip.decompress checks the stream's CRC-32 and length: damage cannot pass silently
-            tar = tarfile.open(fileobj=io.BytesIO(gzip.decompress(f.read_bytes())), mode="r:")
+            tar = tarfile.open(fileobj=io.BytesIO(gzip.decompress(data)), mode="r:")
         except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
             raise InputError(f"{f}: not a readable part ({e})", hint="copy the part again, or re-create it with `recon pack`") from None
         with tar:

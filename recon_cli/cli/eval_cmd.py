@@ -165,31 +165,29 @@ def compare_cmd(
         typer.echo(doc, nl=False)
         return
     console = Console()
+    counts = " / ".join(map(str, c.bin_count))
     if other is None:
-        t = Table(title=f"AFLW2000-3D NME %: {base.name}, {c.n} images ({' / '.join(map(str, c.bin_count))} per bin), "
-                        f"{c.boot} resamples")
+        t = Table(title=f"AFLW2000-3D NME %: {base.name}, {c.n} images ({counts} per bin), {c.boot} resamples")
         for col in ("", "NME %", "95 % interval"):
             t.add_column(col, justify="right")
         for i, name in enumerate(STATS):
             t.add_row(name, f"{c.base_stats[i]:.3f}", f"[{c.ci95[i][0]:.3f}, {c.ci95[i][1]:.3f}]")
         console.print(t)
-        if json_out:
-            atomic_write_text(json_out, doc)
-        return
-    t = Table(title=f"AFLW2000-3D NME %: {other.name} − {base.name}, {c.n} paired images "
-                    f"({' / '.join(map(str, c.bin_count))} per bin), {c.boot} resamples")
-    for col in ("", "base", "other", "diff", "95 % interval", "P(other not worse)"):
-        t.add_column(col, justify="right")
-    for i, name in enumerate(STATS):
-        lo, hi = c.ci95[i]
-        t.add_row(name, f"{c.base_stats[i]:.3f}", f"{c.other_stats[i]:.3f}", f"{c.diff[i]:+.3f}",
-                  f"[{lo:+.3f}, {hi:+.3f}]", f"{c.p_not_worse[i]:.3f}")
-    console.print(t)
-    if c.only_in_one:
-        console.print(f"[yellow]{c.only_in_one} images are in one file only or in another bin, and were left out[/]")
-    lo, hi = c.ci95[3]
-    verdict = ("better" if hi < 0 else "worse" if lo > 0 else "not distinguishable from the base")
-    console.print(f"balanced mean: {other.name} is {verdict} at 95 % (on these images)")
+    else:
+        t = Table(title=f"AFLW2000-3D NME %: {other.name} − {base.name}, {c.n} paired images ({counts} per bin), "
+                        f"{c.boot} resamples")
+        for col in ("", "base", "other", "diff", "95 % interval", "P(other not worse)"):
+            t.add_column(col, justify="right")
+        for i, name in enumerate(STATS):
+            lo, hi = c.ci95[i]
+            t.add_row(name, f"{c.base_stats[i]:.3f}", f"{c.other_stats[i]:.3f}", f"{c.diff[i]:+.3f}",
+                      f"[{lo:+.3f}, {hi:+.3f}]", f"{c.p_not_worse[i]:.3f}")
+        console.print(t)
+        if c.only_in_one:
+            console.print(f"[yellow]{c.only_in_one} images are in one file only or in another bin, and were left out[/]")
+        lo, hi = c.ci95[3]
+        verdict = "better" if hi < 0 else "worse" if lo > 0 else "not distinguishable from the base"
+        console.print(f"balanced mean: {other.name} is {verdict} at 95 % (on these images)")
     if json_out:
         atomic_write_text(json_out, doc)
 

@@ -30,7 +30,8 @@ from recon_cli.errors import InputError
 STATS = ("0-30", "30-60", "60-90", "balanced", "plain")
 
 
-def _per_image(path: Path, run: int) -> tuple[dict[str, tuple[int, float]], dict[str, Any]]:
+def _per_image(path: Path, run: int) -> dict[str, tuple[int, float]]:
+    """``{image name: (yaw bin, NME %)}`` of run ``run`` in a ``recon eval aflw2000 --json`` file."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -47,7 +48,7 @@ def _per_image(path: Path, run: int) -> tuple[dict[str, tuple[int, float]], dict
     rows = r.get("per_image") or []
     if not rows:
         raise InputError(f"{path}: run {run} has no per-image results", hint="re-run `recon eval aflw2000 --json FILE`")
-    return {x["name"]: (int(x["bin"]), float(x["nme_pct"])) for x in rows}, r.get("settings", {})
+    return {x["name"]: (int(x["bin"]), float(x["nme_pct"])) for x in rows}
 
 
 def _stats(a: np.ndarray, bins: np.ndarray) -> np.ndarray:
@@ -92,8 +93,8 @@ def compare(base: str | Path, other: str | Path | None, boot: int = 4000, seed: 
     """
     if boot < 100:
         raise InputError(f"--boot {boot}: too few resamples for a 95 % interval", hint="use --boot 1000 or more")
-    a, _ = _per_image(Path(base), run)
-    b = a if other is None else _per_image(Path(other), run)[0]
+    a = _per_image(Path(base), run)
+    b = a if other is None else _per_image(Path(other), run)
     names = sorted(n for n in a.keys() & b.keys() if a[n][0] == b[n][0])
     if len(names) < 30:
         raise InputError(f"{base} and {other} share only {len(names)} images in the same yaw bin",
@@ -110,11 +111,10 @@ def compare(base: str | Path, other: str | Path | None, boot: int = 4000, seed: 
     rb = bins[idx[0]]  # the bin of each column is the same in every resample
     d = _stats(vb[0][idx], rb) - (0.0 if other is None else _stats(va[0][idx], rb))
     lo, hi = np.percentile(d, [2.5, 97.5], axis=0)
-    if other is None:
-        return Comparison(base=str(base), other="", n=len(names), bin_count=[int((bins == k).sum()) for k in range(3)],
-                          base_stats=sa.tolist(), other_stats=[], diff=[], ci95=[(float(x), float(y)) for x, y in zip(lo, hi)],
-                          p_not_worse=[], only_in_one=0, boot=boot, seed=seed)
-    return Comparison(base=str(base), other=str(other), n=len(names), bin_count=[int((bins == k).sum()) for k in range(3)],
-                      base_stats=sa.tolist(), other_stats=sb.tolist(), diff=(sb - sa).tolist(),
-                      ci95=[(float(x), float(y)) for x, y in zip(lo, hi)], p_not_worse=(d <= 0).mean(0).tolist(),
+    alone = other is None
+    return Comparison(base=str(base), other="" if alone else str(other), n=len(names),
+                      bin_count=[int((bins == k).sum()) for k in range(3)], base_stats=sa.tolist(),
+                      other_stats=[] if alone else sb.tolist(), diff=[] if alone else (sb - sa).tolist(),
+                      ci95=[(float(x), float(y)) for x, y in zip(lo, hi)],
+                      p_not_worse=[] if alone else (d <= 0).mean(0).tolist(),
                       only_in_one=len(a.keys() ^ b.keys()), boot=boot, seed=seed)
