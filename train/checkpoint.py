@@ -7,7 +7,9 @@ layout, size, morphable model name + hash, resolved config):
 ``extra["train_state"]``: ``optimizer`` (state dict), ``scaler`` (GradScaler state or None),
 ``step`` (optimiser steps done), ``sampler`` (``{"epoch", "batch"}``: the next batch to load),
 ``rng`` (torch CPU/CUDA, NumPy, Python and the DataLoader generator states), ``counters``
-(skipped batches, bad samples), ``best_val`` and ``world`` (the DDP world size it was written with).
+(skipped batches, bad samples), ``best_val`` and ``world`` (the DDP world size it was written with);
+with ``optim.ema_decay``, ``raw_weights`` (the optimiser's weights; the checkpoint's encoder is
+then their moving average, :mod:`train.ema`) and ``ema`` (``{"decay", "updates"}``).
 
 Written atomically (a crash never leaves a truncated ``last.pt``).
 """

@@ -137,6 +137,10 @@ class OptimConfig:
     grad_clip: float = 0.0  # max gradient L2 norm (0 = off)
     lr_schedule: str = "constant"  # constant (the paper) | cosine (decay to lr_final × lr over the run)
     lr_final: float = 0.05  # cosine: final learning rate as a fraction of optim.lr
+    # moving average of the weights (train.ema): 0 = off (the paper, which is silent on it); e.g.
+    # 0.999 averages over about the last 1,000 steps. With it on, validation and the checkpoint's
+    # encoder are the average.
+    ema_decay: float = 0.0
     # wall-clock budget of the training loop in minutes (0 = none), summed over resumes. The run ends
     # normally (final validation, checkpoint) when it is spent, and the cosine schedule advances by
     # whichever is further along, steps or time, so it reaches lr_final when the budget ends.
@@ -234,6 +238,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         ("optim.epochs", cfg.optim.epochs >= 1 or cfg.optim.max_steps > 0, "epochs ≥ 1 or max_steps > 0"),
         ("optim.lr_schedule", cfg.optim.lr_schedule in ("constant", "cosine"), "constant or cosine"),
         ("optim.lr_final", 0.0 <= cfg.optim.lr_final <= 1.0, "a fraction in [0, 1]"),
+        ("optim.ema_decay", 0.0 <= cfg.optim.ema_decay < 1.0, "0 (off) or a decay in (0, 1), e.g. 0.999"),
         ("optim.max_minutes", cfg.optim.max_minutes >= 0, "≥ 0 minutes (0 = no time budget)"),
         ("run.amp", cfg.run.amp in ("auto", "off", "bf16", "fp16"), "auto, off, bf16 or fp16"),
         ("model.n_light", cfg.model.n_light in (9, 27), "9 (white) or 27 (RGB)"),

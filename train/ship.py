@@ -2,6 +2,11 @@
 
     python -m train.ship RUN/checkpoints/last.pt recon_cli/weights/default.pt
     python -m train.ship A.pt B.pt C.pt recon_cli/weights/default.pt   # uniform weight average
+    python -m train.ship --raw RUN/checkpoints/last.pt raw.pt   # a run with optim.ema_decay: its raw weights
+
+A checkpoint of a run with ``optim.ema_decay`` holds the moving average of the weights as its
+encoder (that is what ships by default) and the optimiser's raw weights in its training state;
+``--raw`` ships those instead (to compare the two, or average raw weights).
 
 The training state (optimiser, data position, RNG) is dropped; the metadata (arch, layout,
 input size, morphable model name + hash, resolved training config of the first source) is kept,
@@ -27,13 +32,29 @@ from recon_cli.errors import InputError, ReconError
 _MUST_MATCH = ("arch", "layout", "size", "model_name", "model_hash")
 
 
-def average_encoders(srcs: list[str | Path]):
+def raw_encoder(src: str | Path):
+    """``src`` (a checkpoint of a run with ``optim.ema_decay``) → (encoder with the optimiser's raw
+    weights, meta); :class:`InputError` when it holds no raw weights."""
+    encoder, meta = load_checkpoint(src)
+    state = (read_checkpoint(src, weights_only=False).get("extra", {}) or {}).get("train_state", {}) or {}
+    if state.get("raw_weights") is None:
+        raise InputError(f"{src} holds no separate raw weights (it was not trained with optim.ema_decay)",
+                         hint="drop --raw: this checkpoint's encoder already is its raw weights")
+    encoder.load_state_dict(state["raw_weights"])
+    return encoder, meta
+
+
+def _load(src: str | Path, raw: bool):
+    return raw_encoder(src) if raw else load_checkpoint(src)
+
+
+def average_encoders(srcs: list[str | Path], *, raw: bool = False):
     """``srcs`` (checkpoints of one architecture) → (encoder with the mean float weights, meta of the first)."""
-    encoder, meta = load_checkpoint(srcs[0])
+    encoder, meta = _load(srcs[0], raw)
     state = {k: v.clone().float() if v.is_floating_point() else v.clone()  # copies: never alias the encoder
              for k, v in encoder.state_dict().items()}
     for src in srcs[1:]:
-        other, m = load_checkpoint(src)
+        other, m = _load(src, raw)
         for key in _MUST_MATCH:
             if m.get(key) != meta.get(key):
                 raise InputError(f"{src}: {key} is {m.get(key)!r}, but {srcs[0]} has {meta.get(key)!r}",
@@ -45,24 +66,26 @@ def average_encoders(srcs: list[str | Path]):
     return encoder, meta
 
 
-def ship_weights(src: str | Path | list, dst: str | Path, *, half: bool = True) -> Path:
+def ship_weights(src: str | Path | list, dst: str | Path, *, half: bool = True, raw: bool = False) -> Path:
     """``src`` (a ``recon train`` checkpoint, or a list of them to average) → ``dst`` (encoder-only,
-    float16 by default)."""
+    float16 by default); ``raw``: the optimiser's weights of runs trained with ``optim.ema_decay``
+    instead of their moving average."""
     srcs = [src] if isinstance(src, (str, Path)) else list(src)
     if not srcs:
         raise InputError("no source checkpoint given", hint="python -m train.ship SRC.pt [SRC2.pt ...] DST.pt")
     if len(srcs) == 1:
-        encoder, meta = load_checkpoint(srcs[0])
+        encoder, meta = _load(srcs[0], raw)
         state = (read_checkpoint(srcs[0], weights_only=False).get("extra", {}) or {}).get("train_state", {}) or {}
-        keep = {k: state[k] for k in ("step", "best_val") if k in state}
+        keep = {k: state[k] for k in ("step", "best_val", "ema") if k in state}
         extra = {"source": Path(srcs[0]).name, **keep}
     else:
-        encoder, meta = average_encoders(srcs)
+        encoder, meta = average_encoders(srcs, raw=raw)
         extra = {"source": "uniform average of " + ", ".join(Path(s).name for s in srcs),
                  "sources": [str(s) for s in srcs]}
     return save_checkpoint(dst, encoder, arch=meta["arch"], layout=CoeffLayout(**meta["layout"]), size=meta["size"],
                            model_name=meta["model_name"], model_hash=meta["model_hash"], config=meta.get("config"),
-                           extra={**extra, "storage": "float16" if half else "float32"}, half=half)
+                           extra={**extra, **({"weights": "raw"} if raw else {}),
+                                  "storage": "float16" if half else "float32"}, half=half)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,9 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("src", type=Path, nargs="+", help="training checkpoint(s) (.pt); several are averaged uniformly")
     ap.add_argument("dst", type=Path, help="output weights (.pt)")
     ap.add_argument("--fp32", action="store_true", help="keep float32 storage")
+    ap.add_argument("--raw", action="store_true",
+                    help="runs trained with optim.ema_decay: ship the raw weights, not their moving average")
     args = ap.parse_args(argv)
     try:
-        out = ship_weights(args.src, args.dst, half=not args.fp32)
+        out = ship_weights(args.src, args.dst, half=not args.fp32, raw=args.raw)
     except ReconError as e:  # a missing, unreadable or mismatched checkpoint: the message and its fix
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

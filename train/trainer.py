@@ -12,6 +12,10 @@ A run writes to ``<run.project>/<run.name>/``: ``config.yaml`` (resolved config)
 ``train.csv`` (every loss term per step, validation records), ``grids/step_XXXXXXX.png`` and
 ``grid_last.png`` (input | composited render | landmarks), ``summary.json``.
 
+With ``optim.ema_decay`` > 0 the run keeps a moving average of the weights (:mod:`train.ema`):
+validation, grids and the checkpoint's encoder are the average, and the raw weights ride in the
+training state so a resume continues exactly.
+
 Exact resume: the checkpoint holds the weights, optimiser, GradScaler, step, sampler position
 (epoch, batch) and all RNG states; with ``run.deterministic`` on CPU a run interrupted after k
 steps and resumed ends with bit-identical weights to an uninterrupted one (tested).
@@ -41,6 +45,7 @@ from train import distributed as D
 from train.augment import AugmentSettings
 from train.checkpoint import load_training_checkpoint, rng_state, save_training_checkpoint, set_rng_state
 from train.config import TrainConfig, save_yaml, validate
+from train.ema import WeightAverage
 from train.data import (FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids, yaw_bin_weights,
                         yaw_bins)
 from train.grid import make_grid, write_grid
@@ -116,6 +121,8 @@ class Trainer:
             _load_init(self.encoder, cfg.model.init, cfg.model.arch, self.layout)
         self.objective = build_objective(cfg, self.model, self.layout, self.device, header)
         o = cfg.optim
+        # the moving average of the weights (optim.ema_decay; train.ema), from the starting weights
+        self.ema = WeightAverage(self.encoder, o.ema_decay) if o.ema_decay > 0 else None
         self.optimizer = torch.optim.Adam(self.encoder.parameters(), lr=o.lr, betas=(o.beta1, o.beta2),
                                           weight_decay=o.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -146,7 +153,15 @@ class Trainer:
             if meta.get(key) != value:
                 raise InputError(f"cannot resume {self.ckpt_path}: its {key} is {meta.get(key)!r}, this config gives {value!r}",
                                  hint="resume with the run's own config.yaml (it is loaded by default) or start a new --name")
-        self.encoder.load_state_dict(weights)
+        raw = state.get("raw_weights")  # written with optim.ema_decay: `weights` are the average
+        self.encoder.load_state_dict(raw if raw is not None else weights)
+        if self.ema is not None:
+            if raw is None:
+                warnings.warn(f"{self.ckpt_path} was written without optim.ema_decay: the average starts here")
+            self.ema.load(weights, int((state.get("ema") or {}).get("updates", 0)) if raw is not None else 0)
+        elif raw is not None:
+            warnings.warn(f"{self.ckpt_path} was written with optim.ema_decay; this run drops the average "
+                          "and continues from the raw weights")
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
@@ -184,10 +199,19 @@ class Trainer:
             "world": self.dist.world,
             "train_seconds": self._elapsed(),
         }
+        if self.ema is not None:  # the average is the checkpoint's encoder; the raw weights resume
+            state["raw_weights"] = {k: v.detach().cpu().clone() for k, v in self.encoder.state_dict().items()}
+            state["ema"] = self.ema.state()
         keep = self.run_dir / "checkpoints" / f"step_{self.step:07d}.pt" if self.cfg.run.keep_steps else None
-        return save_training_checkpoint(self.ckpt_path, self.encoder, arch=self.cfg.model.arch, layout=self.layout,
+        return save_training_checkpoint(self.ckpt_path, self.eval_encoder, arch=self.cfg.model.arch, layout=self.layout,
                                         size=self.cfg.data.size, model=self.model, config=to_dict(self.cfg),
                                         train_state=state, keep_copy=keep)
+
+    @property
+    def eval_encoder(self) -> torch.nn.Module:
+        """The weights that are validated, drawn in grids and saved as the checkpoint's encoder:
+        the moving average with ``optim.ema_decay``, else the trained weights themselves."""
+        return self.ema.module if self.ema is not None else self.encoder
 
     def _elapsed(self) -> float:
         """Seconds of training loop in this run so far, earlier sessions (resume) included."""
@@ -291,6 +315,8 @@ class Trainer:
             g["lr"] = lr
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.encoder)
         out = {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
         out["n"] = int(batch["image"].shape[0])
         if batch.get("n_bad"):
@@ -326,7 +352,7 @@ class Trainer:
         """Landmark error on the held-out split (rank 0; others wait): mean px at 224 and NME."""
         result = None
         if self.dist.is_main and self.val_idx:
-            self.encoder.eval()
+            net = self.eval_encoder.eval()
             bs = self.cfg.optim.batch_size
             px, nme, p21, y21, yaw_d, yaw_l, tz, terms, n = [], [], [], [], [], [], [], {}, 0
             for i in range(0, len(self.val_idx), bs):
@@ -334,7 +360,7 @@ class Trainer:
                 if batch is None:
                     continue
                 batch = to_device(batch, self.device)
-                coeffs = encode(self.encoder, batch["image"], self.amp_dtype)
+                coeffs = encode(net, batch["image"], self.amp_dtype)
                 losses, out = self.objective(coeffs, batch)
                 e_px, e_nme = landmark_error(out.landmarks, batch["lm68"], self.cfg.data.size)
                 px.append(e_px), nme.append(e_nme)
@@ -364,7 +390,8 @@ class Trainer:
                 all_px = torch.cat(px).float()
                 # the mean hides whether a few faces explode (a projection through the camera) or all
                 # drift: the median and the worst face tell them apart
-                result = {"lm_px": float(all_px.mean()), "lm_px_median": float(all_px.median()),
+                result = {"weights": "ema" if self.ema is not None else "raw",
+                          "lm_px": float(all_px.mean()), "lm_px_median": float(all_px.median()),
                           "lm_px_max": float(all_px.max()), "nme": float(torch.cat(nme).mean()), "n": n,
                           # |trans z| (m): a face far off the aligned depth is a runaway (train.losses.pose)
                           "depth_abs_max_m": float(torch.cat(tz).max()),
@@ -399,9 +426,9 @@ class Trainer:
             return
         from recon_cli.render.renderer import composite
 
-        self.encoder.eval()
+        net = self.eval_encoder.eval()
         batch = to_device(batch, self.device)
-        coeffs = encode(self.encoder, batch["image"], self.amp_dtype)
+        coeffs = encode(net, batch["image"], self.amp_dtype)
         out = self.objective.renderer(coeffs)
         comp = composite(out.image, out.mask, batch["image"])
         self.encoder.train()

@@ -29,7 +29,8 @@ def build_config(data: Optional[Path], config: Optional[Path], sets: list[str], 
                  max_steps: Optional[int] = None, name: Optional[str] = None, project: Optional[str] = None,
                  resume: bool = False, arch: Optional[str] = None, lr: Optional[float] = None,
                  identity_weights: Optional[Path] = None, size: Optional[int] = None, workers: Optional[int] = None,
-                 amp: Optional[str] = None, init: Optional[Path] = None, minutes: Optional[float] = None):
+                 amp: Optional[str] = None, init: Optional[Path] = None, minutes: Optional[float] = None,
+                 ema: Optional[float] = None):
     """CLI options → validated :class:`train.config.TrainConfig` (see ``recon train --help``)."""
     from recon_cli.config import apply_overrides
     from train.config import load_config, parse_losses, validate
@@ -40,7 +41,8 @@ def build_config(data: Optional[Path], config: Optional[Path], sets: list[str], 
                        ("run.name", name), ("run.project", project), ("model.arch", arch), ("optim.lr", lr),
                        ("losses.identity_weights", str(identity_weights) if identity_weights else None),
                        ("data.size", size), ("data.workers", workers), ("run.amp", amp),
-                       ("model.init", str(init) if init else None), ("optim.max_minutes", minutes)):
+                       ("model.init", str(init) if init else None), ("optim.max_minutes", minutes),
+                       ("optim.ema_decay", ema)):
         if value is not None:
             opts[key] = value
     if losses is not None:
@@ -84,6 +86,7 @@ def register(app: typer.Typer) -> None:
         workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (0 = load in the main process; use 4-8 on a GPU machine)."),
         amp: Optional[str] = typer.Option(None, "--amp", help="auto | off | bf16 | fp16 (mixed precision on CUDA)."),
         init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune: start the encoder from this recon checkpoint (e.g. recon_cli/weights/default.pt); new optimiser, step 0."),
+        ema: Optional[float] = typer.Option(None, "--ema", help="Keep a moving average of the weights with this decay (e.g. 0.999: about the last 1,000 steps); validation and the checkpoint's encoder are then the average (train/ema.py). Default 0: off, as in the paper."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run summary as JSON to this file."),
     ) -> None:
         import logging
@@ -97,7 +100,7 @@ def register(app: typer.Typer) -> None:
         cfg = build_config(data, config, sets, losses=losses, device=device, batch_size=batch_size, epochs=epochs,
                            max_steps=max_steps, name=name, project=project, resume=resume, arch=arch, lr=lr,
                            identity_weights=identity_weights, size=size, workers=workers, amp=amp, init=init,
-                           minutes=minutes)
+                           minutes=minutes, ema=ema)
         console = Console(stderr=True)
         logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
         logging.captureWarnings(True)

@@ -40,13 +40,15 @@ def test_config_precedence_defaults_yaml_set_options(tmp_path):
     y.write_text(yaml.safe_dump({"optim": {"lr": "2e-4", "batch_size": 3, "epochs": 4},
                                  "losses": {"w_fre": 0.5}, "data": {"path": "/somewhere"}}))
     cfg = build_config(None, y, ["optim.batch_size=5", "optim.epochs=6", "losses.wing_eps=3"],
-                       batch_size=7, losses="fre,photo", name="n1", size=96)
+                       batch_size=7, losses="fre,photo", name="n1", size=96, ema=0.99)
     assert cfg.optim.lr == 2e-4 and isinstance(cfg.optim.lr, float)  # YAML's "2e-4" string coerced
     assert cfg.optim.batch_size == 7  # option > --set > YAML
     assert cfg.optim.epochs == 6  # --set > YAML
     assert cfg.losses.w_fre == 0.5 and cfg.losses.wing_eps == 3.0 and cfg.losses.w_photo == 3.0  # defaults stay
     assert cfg.losses.enabled == ["photo", "fre"] and cfg.run.name == "n1" and cfg.data.size == 96
-    assert cfg.data.path == "/somewhere"
+    assert cfg.data.path == "/somewhere" and cfg.optim.ema_decay == 0.99
+    with pytest.raises(InputError, match="optim.ema_decay"):
+        build_config(None, y, [], ema=1.0)
 
 
 def test_yaml_words_off_on_yes_no_are_strings_for_str_fields_and_bools_for_bool_fields(tmp_path):
