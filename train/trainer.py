@@ -60,9 +60,12 @@ log = logging.getLogger("recon.train")
 
 class Trainer:
     """One training run (see the module docstring). ``on_step(trainer)`` is called after every
-    optimiser step (hooks for tests/tools; :meth:`request_stop` ends the run like Ctrl-C)."""
+    optimiser step (hooks for tests/tools; :meth:`request_stop` ends the run like Ctrl-C).
+    ``validate_only``: only :meth:`validate` will be called (``recon train --validate-only``), so
+    an existing run of the same name is not in the way and nothing is written."""
 
-    def __init__(self, cfg: TrainConfig, *, on_step: Callable[["Trainer"], None] | None = None):
+    def __init__(self, cfg: TrainConfig, *, on_step: Callable[["Trainer"], None] | None = None,
+                 validate_only: bool = False):
         self.cfg = cfg = validate(cfg)
         self.on_step = on_step
         self._stop = False
@@ -80,7 +83,7 @@ class Trainer:
         _seed_all(cfg.run.seed + self.dist.rank)
         self.run_dir = cfg.run_dir
         self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
-        if self.dist.is_main and not cfg.run.resume and self.ckpt_path.exists():
+        if self.dist.is_main and not cfg.run.resume and not validate_only and self.ckpt_path.exists():
             raise InputError(f"run {self.run_dir} already has a checkpoint",
                              hint="continue it with --resume, or choose another --name/--project")
 
@@ -406,7 +409,8 @@ class Trainer:
                           **{(k if k.startswith("coef_rms/") else f"loss/{k}"):
                              (math.sqrt(v / n) if k.startswith("coef_rms/") else v / n) for k, v in terms.items()}}
                 self.best_val = min(self.best_val, result["nme"])
-                self.runlog.write({"kind": "val", "step": self.step, **result})
+                if self.runlog is not None:  # None outside fit(): validate_only
+                    self.runlog.write({"kind": "val", "step": self.step, **result})
                 log.info("step %d: val lm %.2f px (224; median %.2f, worst %.1f), NME %.4f, max |t_z| %.2f m%s%s%s",
                          self.step, result["lm_px"], result["lm_px_median"], result["lm_px_max"], result["nme"],
                          result["depth_abs_max_m"],

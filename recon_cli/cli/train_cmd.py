@@ -19,7 +19,13 @@ config.yaml, checkpoints/last.pt, log.jsonl, train.csv, grids/*.png, summary.jso
 
 [bold]--resume[/] continues PROJECT/NAME exactly (weights, optimiser, data position, RNG); the run's
 own config.yaml is the base, so only pass what should change (e.g. a larger --max-steps).
-Ctrl-C saves a checkpoint and exits cleanly. Multi-GPU / multi-process:
+Ctrl-C saves a checkpoint and exits cleanly.
+
+[bold]--validate-only[/] measures weights on the held-out split of --data and exits, writing nothing
+but --json: the --init weights, or with --resume the run's last checkpoint (its moving average
+with --ema). The split and the data options (e.g. data.val_max, data.lm68_max_disagree) are those
+of the config, so pass the ones the run used to compare like with like.
+Multi-GPU / multi-process:
 [dim]torchrun --nproc_per_node N -m recon_cli train --data DATASET ...[/]
 """
 
@@ -64,6 +70,49 @@ def build_config(data: Optional[Path], config: Optional[Path], sets: list[str], 
     return cfg
 
 
+_VAL_ROWS = (("n", "faces", "{:d}"), ("lm_px", "vs the dataset's 68 points, mean px at 224", "{:.2f}"),
+             ("lm_px_median", "  median", "{:.2f}"), ("lm_px_max", "  worst face", "{:.1f}"),
+             ("nme", "  NME (box normalised)", "{:.4f}"), ("pts21_px", "vs the manual labels, px at 224", "{:.2f}"),
+             ("pts21_px_by_yaw", "  by |yaw| 0-30 / 30-60 / 60+", None), ("pts21_px_bal", "  yaw-balanced", "{:.2f}"),
+             ("yaw_err_deg", "|yaw| error vs the label, deg", "{:.1f}"), ("yaw_err_deg_60", "  labels beyond 60°", "{:.1f}"),
+             ("depth_abs_max_m", "worst |trans z|, m", "{:.2f}"))
+
+
+def _validate_only(cfg, console, json_out: Optional[Path]) -> None:
+    """``recon train --validate-only``: the held-out validation of the --init / resumed weights."""
+    from rich.table import Table
+
+    from recon_cli.benchtable import write_json
+    from train import distributed as D
+    from train.trainer import Trainer
+
+    if not cfg.model.init and not cfg.run.resume:
+        raise InputError("--validate-only needs weights to measure",
+                         hint="pass --init WEIGHTS.pt, or --resume with the --project/--name of a run")
+    trainer = Trainer(cfg, validate_only=True)
+    try:
+        if not trainer.val_idx:
+            raise InputError(f"{cfg.data.path} has no held-out faces at data.val_fraction={cfg.data.val_fraction}",
+                             hint="pass --set data.val_fraction=0.04 (or the fraction the run used)")
+        val = trainer.validate()
+    finally:
+        D.shutdown(trainer.dist)
+    if val is None:
+        raise InputError(f"no held-out face of {cfg.data.path} could be loaded",
+                         hint="see the warnings above for the bad files; `recon prep` the dataset again")
+    weights = cfg.model.init if not cfg.run.resume else str(trainer.ckpt_path)
+    table = Table(title=f"held-out validation of {weights} ({val['weights']} weights)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, label, fmt in _VAL_ROWS:
+        if val.get(key) is not None:
+            v = val[key]
+            table.add_row(label, " / ".join("-" if x is None else f"{x:.2f}" for x in v) if fmt is None else fmt.format(v))
+    console.print(table)
+    write_json(json_out, {"weights": weights, "step": trainer.step, "data": cfg.data.path,
+                          "val_fraction": cfg.data.val_fraction, "val_max": cfg.data.val_max, "val": val})
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train", help=_HELP, no_args_is_help=True)
     def train(
@@ -87,7 +136,8 @@ def register(app: typer.Typer) -> None:
         amp: Optional[str] = typer.Option(None, "--amp", help="auto | off | bf16 | fp16 (mixed precision on CUDA)."),
         init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune: start the encoder from this recon checkpoint (e.g. recon_cli/weights/default.pt); new optimiser, step 0."),
         ema: Optional[float] = typer.Option(None, "--ema", help="Keep a moving average of the weights with this decay (e.g. 0.999: about the last 1,000 steps); validation and the checkpoint's encoder are then the average (train/ema.py). Default 0: off, as in the paper."),
-        json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run summary as JSON to this file."),
+        validate_only: bool = typer.Option(False, "--validate-only", help="Measure the --init weights (or, with --resume, the run's checkpoint) on the held-out split, print it and exit; no training, no run folder."),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="Write the run summary (with --validate-only: the validation) as JSON to this file."),
     ) -> None:
         import logging
         import os
@@ -106,6 +156,9 @@ def register(app: typer.Typer) -> None:
         logging.captureWarnings(True)
         from train.trainer import train as run_training
 
+        if validate_only:
+            _validate_only(cfg, Console(), json_out)
+            return
         summary = run_training(cfg)
         if int(os.environ.get("RANK", "0")) == 0:
             val = summary.get("val") or {}

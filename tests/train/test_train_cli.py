@@ -114,6 +114,34 @@ def test_cli_train_then_resume(tiny, tmp_path, capsys):
     assert [r["step"] for r in read_log(tmp_path / "cli", "train")] == [1, 2, 3]
 
 
+def test_cli_validate_only(tiny, tmp_path, capsys):
+    """--validate-only measures a run's checkpoint (--resume) or any weights (--init) on the held-out
+    split: the same numbers as the run's own final validation, and no run folder is written."""
+    split = ["--set", "data.val_fraction=0.25"]
+    base = ["train", "--data", str(tiny), *FAST, *split, "--losses", "photo,wing,reg", "--batch-size", "4"]
+    code, _, err = run_cli([*base, "--project", str(tmp_path), "--name", "r", "--max-steps", "2", "--ema", "0.9"], capsys)
+    assert code == 0, err
+    last = read_log(tmp_path / "r", "val")[-1]
+    files = sorted(p.name for p in (tmp_path / "r").rglob("*"))
+    code, out, err = run_cli(["train", "--resume", "--project", str(tmp_path), "--name", "r", "--validate-only",
+                              "--json", str(tmp_path / "v.json")], capsys)
+    assert code == 0, err
+    v = json.loads((tmp_path / "v.json").read_text())
+    assert v["step"] == 2 and v["val"]["weights"] == "ema" and v["val"]["n"] == last["n"] > 0
+    assert v["val"]["lm_px"] == pytest.approx(last["lm_px"], rel=1e-6) and "held-out validation" in out
+    assert sorted(p.name for p in (tmp_path / "r").rglob("*")) == files  # nothing written to the run
+    ck = tmp_path / "r" / "checkpoints" / "last.pt"
+    code, out, err = run_cli([*base, "--init", str(ck), "--project", str(tmp_path), "--name", "new", "--validate-only",
+                              "--json", str(tmp_path / "i.json")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "i.json").read_text())["val"]["lm_px"] == pytest.approx(last["lm_px"], rel=1e-4)
+    assert not (tmp_path / "new").exists()
+    code, _, err = run_cli([*base, "--validate-only"], capsys)
+    assert code == 2 and "--init" in err and "Traceback" not in err
+    code, _, err = run_cli([*base, "--init", str(ck), "--set", "data.val_fraction=0", "--validate-only"], capsys)
+    assert code == 2 and "no held-out faces" in err and "data.val_fraction" in err
+
+
 def test_bench_train_cli(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code, stdout, err = run_cli(["bench", "train", "--arch", "mobilenet_v3_small", "--size", "64", "--batch", "2",
