@@ -45,9 +45,9 @@ from train import distributed as D
 from train.augment import AugmentSettings
 from train.checkpoint import load_training_checkpoint, rng_state, save_training_checkpoint, set_rng_state
 from train.config import TrainConfig, save_yaml, validate
-from train.ema import WeightAverage
 from train.data import (FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids, yaw_bin_weights,
                         yaw_bins)
+from train.ema import WeightAverage
 from train.grid import make_grid, write_grid
 from train.interrupt import stop_on_signals
 from train.objective import build_objective
@@ -393,7 +393,8 @@ class Trainer:
                 all_px = torch.cat(px).float()
                 # the mean hides whether a few faces explode (a projection through the camera) or all
                 # drift: the median and the worst face tell them apart
-                result = {"weights": "ema" if self.ema is not None else "raw",
+                # "ema" once the average holds any step (before that it is the starting weights)
+                result = {"weights": "ema" if self.ema is not None and self.ema.updates else "raw",
                           "lm_px": float(all_px.mean()), "lm_px_median": float(all_px.median()),
                           "lm_px_max": float(all_px.max()), "nme": float(torch.cat(nme).mean()), "n": n,
                           # |trans z| (m): a face far off the aligned depth is a runaway (train.losses.pose)
