@@ -43,6 +43,7 @@ class WeightAverage:
         self.module = copy.deepcopy(encoder).float().eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self._avg = self.module.state_dict()  # views of the module's tensors, updated in place
 
     def rate(self) -> float:
         """The decay ``d_k`` the next update uses (see the module docstring)."""
@@ -52,9 +53,8 @@ class WeightAverage:
     @torch.no_grad()
     def update(self, encoder: torch.nn.Module) -> None:
         d = self.rate()
-        ema = self.module.state_dict()
         for name, value in encoder.state_dict().items():
-            avg = ema[name]
+            avg = self._avg[name]
             if avg.is_floating_point():
                 avg.mul_(d).add_(value.detach().to(avg.dtype), alpha=1.0 - d)
             else:

@@ -249,7 +249,9 @@ def unpack(sources: Iterable[str | Path], out: str | Path,
     digests: dict[Path, dict[str, str]] = {}  # pack.json of each folder, read once
     for f in files:
         data = f.read_bytes()
-        want = digests.setdefault(f.parent, _index_digests(f.parent)).get(f.name)
+        if f.parent not in digests:
+            digests[f.parent] = _index_digests(f.parent)
+        want = digests[f.parent].get(f.name)
         if want is not None and hashlib.sha256(data).hexdigest() != want:
             raise InputError(f"{f}: SHA-256 differs from {f.parent / PACK_INDEX} (a truncated or damaged transfer)",
                              hint="copy the part again")

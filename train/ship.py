@@ -26,35 +26,34 @@ import sys
 from pathlib import Path
 
 from recon_cli.coeffs import CoeffLayout
-from recon_cli.encoders.registry import load_checkpoint, read_checkpoint, save_checkpoint
+from recon_cli.encoders.registry import encoder_from_checkpoint, read_checkpoint, save_checkpoint
 from recon_cli.errors import InputError, ReconError
 
 _MUST_MATCH = ("arch", "layout", "size", "model_name", "model_hash")
 
 
-def raw_encoder(src: str | Path):
-    """``src`` (a checkpoint of a run with ``optim.ema_decay``) → (encoder with the optimiser's raw
-    weights, meta); :class:`InputError` when it holds no raw weights."""
-    encoder, meta = load_checkpoint(src)
-    state = (read_checkpoint(src, weights_only=False).get("extra", {}) or {}).get("train_state", {}) or {}
-    if state.get("raw_weights") is None:
-        raise InputError(f"{src} holds no separate raw weights (it was not trained with optim.ema_decay)",
-                         hint="drop --raw: this checkpoint's encoder already is its raw weights")
-    encoder.load_state_dict(state["raw_weights"])
-    return encoder, meta
-
-
 def _load(src: str | Path, raw: bool):
-    return raw_encoder(src) if raw else load_checkpoint(src)
+    """``src`` → (encoder, meta, training state or {}), reading the file once. ``raw``: the encoder
+    gets the optimiser's raw weights of a run trained with ``optim.ema_decay``; :class:`InputError`
+    when the checkpoint holds none."""
+    obj = read_checkpoint(src)
+    encoder, meta = encoder_from_checkpoint(obj, src)
+    state = (obj.get("extra") or {}).get("train_state") or {}
+    if raw:
+        if state.get("raw_weights") is None:
+            raise InputError(f"{src} holds no separate raw weights (it was not trained with optim.ema_decay)",
+                             hint="drop --raw: this checkpoint's encoder already is its raw weights")
+        encoder.load_state_dict(state["raw_weights"])
+    return encoder, meta, state
 
 
 def average_encoders(srcs: list[str | Path], *, raw: bool = False):
     """``srcs`` (checkpoints of one architecture) → (encoder with the mean float weights, meta of the first)."""
-    encoder, meta = _load(srcs[0], raw)
+    encoder, meta, _ = _load(srcs[0], raw)
     state = {k: v.clone().float() if v.is_floating_point() else v.clone()  # copies: never alias the encoder
              for k, v in encoder.state_dict().items()}
     for src in srcs[1:]:
-        other, m = _load(src, raw)
+        other, m, _ = _load(src, raw)
         for key in _MUST_MATCH:
             if m.get(key) != meta.get(key):
                 raise InputError(f"{src}: {key} is {m.get(key)!r}, but {srcs[0]} has {meta.get(key)!r}",
@@ -74,8 +73,7 @@ def ship_weights(src: str | Path | list, dst: str | Path, *, half: bool = True, 
     if not srcs:
         raise InputError("no source checkpoint given", hint="python -m train.ship SRC.pt [SRC2.pt ...] DST.pt")
     if len(srcs) == 1:
-        encoder, meta = _load(srcs[0], raw)
-        state = (read_checkpoint(srcs[0], weights_only=False).get("extra", {}) or {}).get("train_state", {}) or {}
+        encoder, meta, state = _load(srcs[0], raw)
         keep = {k: state[k] for k in ("step", "best_val", "ema") if k in state}
         extra = {"source": Path(srcs[0]).name, **keep}
     else:

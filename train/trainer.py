@@ -158,10 +158,11 @@ class Trainer:
                                  hint="resume with the run's own config.yaml (it is loaded by default) or start a new --name")
         raw = state.get("raw_weights")  # written with optim.ema_decay: `weights` are the average
         self.encoder.load_state_dict(raw if raw is not None else weights)
-        if self.ema is not None:
-            if raw is None:
-                warnings.warn(f"{self.ckpt_path} was written without optim.ema_decay: the average starts here")
-            self.ema.load(weights, int((state.get("ema") or {}).get("updates", 0)) if raw is not None else 0)
+        if self.ema is not None and raw is not None:
+            self.ema.load(weights, int(state["ema"]["updates"]))
+        elif self.ema is not None:
+            warnings.warn(f"{self.ckpt_path} was written without optim.ema_decay: the average starts here")
+            self.ema.load(weights, 0)
         elif raw is not None:
             warnings.warn(f"{self.ckpt_path} was written with optim.ema_decay; this run drops the average "
                           "and continues from the raw weights")
@@ -203,7 +204,7 @@ class Trainer:
             "train_seconds": self._elapsed(),
         }
         if self.ema is not None:  # the average is the checkpoint's encoder; the raw weights resume
-            state["raw_weights"] = {k: v.detach().cpu().clone() for k, v in self.encoder.state_dict().items()}
+            state["raw_weights"] = {k: v.detach().cpu() for k, v in self.encoder.state_dict().items()}
             state["ema"] = self.ema.state()
         keep = self.run_dir / "checkpoints" / f"step_{self.step:07d}.pt" if self.cfg.run.keep_steps else None
         return save_training_checkpoint(self.ckpt_path, self.eval_encoder, arch=self.cfg.model.arch, layout=self.layout,

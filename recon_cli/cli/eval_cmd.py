@@ -156,13 +156,12 @@ def compare_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from recon_cli.atomic import atomic_write_text
+    from recon_cli.benchtable import write_json
     from recon_cli.eval.compare import STATS, compare
 
     c = compare(base, other, boot=boot, seed=seed, run=run)
-    doc = json.dumps(c.to_dict(), indent=2) + "\n"
     if json_out is not None and str(json_out) == "-":
-        typer.echo(doc, nl=False)
+        typer.echo(json.dumps(c.to_dict(), indent=2))
         return
     console = Console()
     counts = " / ".join(map(str, c.bin_count))
@@ -188,8 +187,7 @@ def compare_cmd(
         lo, hi = c.ci95[3]
         verdict = "better" if hi < 0 else "worse" if lo > 0 else "not distinguishable from the base"
         console.print(f"balanced mean: {other.name} is {verdict} at 95 % (on these images)")
-    if json_out:
-        atomic_write_text(json_out, doc)
+    write_json(json_out, c.to_dict())
 
 
 def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],

@@ -157,7 +157,13 @@ def load_checkpoint(path: str | Path, *, weights_only: bool = True) -> tuple[Enc
     Raises:
         InputError: missing/corrupt file, unknown architecture, or weights that do not match.
     """
-    obj = read_checkpoint(path, weights_only=weights_only)
+    return encoder_from_checkpoint(read_checkpoint(path, weights_only=weights_only), path)
+
+
+def encoder_from_checkpoint(obj: dict[str, Any], path: str | Path) -> tuple[Encoder, dict[str, Any]]:
+    """The encoder of a checkpoint dict already read with :func:`read_checkpoint` (``path`` names it
+    in errors) → ``(encoder in eval mode, meta)``; lets a caller that also needs ``extra`` read the
+    file once."""
     meta = dict(obj["meta"])
     try:
         layout = CoeffLayout(**meta["layout"])
