@@ -80,9 +80,17 @@ def aflw2000(
                                     "jaw point faces away from the camera, score it at the BFM contour's depth, the "
                                     "convention of AFLW2000-3D's ground truth (recon_cli/eval/contour.py; needs "
                                     "--bfm-template); model = the morphable model's own landmark vertices."),
-    bfm_template: Optional[Path] = typer.Option(None, "--bfm-template", help="--contour bfm: the BFM 68-point "
+    inner: Contour = typer.Option(Contour.bfm, "--inner", help="--method recon, inner points 17–67: bfm = move each "
+                                  "by the BFM template's offset from the landmark teacher's point on the mean face "
+                                  "(the convention of AFLW2000-3D's ground truth; recon_cli/eval/contour.py; needs "
+                                  "--bfm-template and --teacher-mesh); model = the encoder's own points (MediaPipe's "
+                                  "300W-style convention, which it was trained on)."),
+    bfm_template: Optional[Path] = typer.Option(None, "--bfm-template", help="--contour/--inner bfm: the BFM 68-point "
                                                 "template (Deep3DFaceRecon's BFM/similarity_Lm3D_all.mat). "
                                                 "Default: DATA/../bfm-topology/similarity_Lm3D_all.mat."),
+    teacher_mesh: Optional[Path] = typer.Option(None, "--teacher-mesh", help="--inner bfm: MediaPipe's FaceLandmarker "
+                                                "bundle (its canonical face mesh). Default: "
+                                                "DATA/../mediapipe/face_landmarker.task."),
     tta: Tta = typer.Option(Tta.none, "--tta", help="--method recon, test-time augmentation: none = one crop (the "
                             "published protocol); flip = also encode the mirror image and average the two sets of 68 "
                             "points (twice the encoder work)."),
@@ -106,12 +114,15 @@ def aflw2000(
     console = Console()
     dataset = Aflw2000(data, landmarks=landmarks.value)
     crops = ["detector", "gt"] if crop == Crop.both else [crop.value]
-    template = None
-    if method == Method.recon and contour == Contour.bfm:
-        from recon_cli.eval.contour import default_template_path
+    template = teacher = None
+    if method == Method.recon and Contour.bfm in (contour, inner):
+        from recon_cli.eval.contour import default_teacher_path, default_template_path
 
         template = bfm_template or default_template_path(data)
-    predictor, extra = _make_predictor(method, weights, backend, threads, gt_align, template, tta)
+        if inner == Contour.bfm:
+            teacher = teacher_mesh or default_teacher_path(data)
+    predictor, extra = _make_predictor(method, weights, backend, threads, gt_align, template, tta, teacher,
+                                       hidden_jaw=contour == Contour.bfm)
     results = []
     try:
         for c in crops:
@@ -191,8 +202,10 @@ def compare_cmd(
 
 
 def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],
-                    gt_align: GtAlign = GtAlign.mesh, bfm_template: Optional[Path] = None, tta: Tta = Tta.none):
-    """The predictor; ``bfm_template`` (a path) switches on the BFM hidden-contour convention."""
+                    gt_align: GtAlign = GtAlign.mesh, bfm_template: Optional[Path] = None, tta: Tta = Tta.none,
+                    teacher_mesh: Optional[Path] = None, hidden_jaw: bool = True):
+    """The predictor; ``bfm_template`` (a path) switches on the BFM convention: the hidden contour
+    (``hidden_jaw``) and, with ``teacher_mesh``, the inner points."""
     from recon_cli.errors import InputError
     from recon_cli.eval import predictors
 
@@ -205,7 +218,8 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
     if w is None:
         raise predictors.no_weights_error()
     return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value,
-                                     bfm_template=bfm_template, tta=tta.value), {}
+                                     bfm_template=bfm_template, tta=tta.value, teacher_mesh=teacher_mesh,
+                                     hidden_jaw=hidden_jaw), {}
 
 
 def register(app: typer.Typer) -> None:

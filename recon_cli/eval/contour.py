@@ -17,6 +17,22 @@ free parameter and uses no benchmark data: only the BFM's mean 68-point template
 (Deep3DFaceRecon's ``BFM/similarity_Lm3D_all.mat``, key ``lm``, ``(68, 3)``, iBUG order), which is
 read at run time and never shipped.
 
+The inner points (17–67) have a convention gap of their own, but not against the ICT mesh: the
+encoder's landmark vertices were trained onto its teacher's points (MediaPipe's mesh mapped to the
+68 by :mod:`recon_cli.face.landmarks68`), so they sit where the *teacher* puts each point. That
+teacher follows the 300W annotation (the brows' upper edge, the nose bridge evenly spaced down to
+the tip as seen from the front, the nostrils' outer wings), while the BFM's landmark vertices put
+the bridge points 2–6 % of the face box lower, the brows' inner ends lower and the nostrils
+narrower. :func:`teacher_offsets` measures that gap on the two mean faces, with no benchmark data:
+MediaPipe's canonical face (468 vertices, cm, read from the FaceLandmarker task file's geometry
+metadata) mapped to the 68 by the teacher's own rule, and the BFM template aligned to it by a
+similarity on the inner points; each inner point's residual (BFM − teacher) is turned into
+model space by the similarity that aligns the teacher's 68 with the model's mean landmarks, and
+added to the predicted landmark (``inner`` of :class:`HiddenContour`) whatever the pose. It was
+measured on AFLW2000-3D only after the rule was fixed (README, model card). The ICT-vertex version
+of the same idea (BFM template − ICT landmark vertex) made the score worse, as the encoder had
+already absorbed the ICT-vs-teacher differences.
+
 Frames: model space (metres; at zero pose x towards image right, y up, z towards the camera); world = ``R·v + t`` with the crop camera's centre at ``(0, 0, distance)``
 (:func:`recon_cli.pipeline.reconstruct.crop_geometry`).
 """
@@ -31,6 +47,8 @@ import numpy as np
 from recon_cli.errors import InputError
 
 TEMPLATE_FILE = "similarity_Lm3D_all.mat"
+TEACHER_FILE = "face_landmarker.task"  # MediaPipe's FaceLandmarker bundle: its canonical face mesh
+_TEACHER_MEMBER = "geometry_pipeline_metadata_landmarks.binarypb"
 JAW = np.arange(17)
 INNER = np.arange(17, 68)  # brows, nose, eyes, mouth: where the two conventions agree (0.34 cm rms)
 
@@ -38,6 +56,40 @@ INNER = np.arange(17, 68)  # brows, nose, eyes, mouth: where the two conventions
 def default_template_path(aflw_dir: str | Path) -> Path:
     """Where the development data keeps the template: ``<aflw2000-3d>/../bfm-topology/``."""
     return Path(aflw_dir).resolve().parent / "bfm-topology" / TEMPLATE_FILE
+
+
+def default_teacher_path(aflw_dir: str | Path) -> Path:
+    """Where the development data keeps MediaPipe's task bundle: ``<aflw2000-3d>/../mediapipe/``."""
+    return Path(aflw_dir).resolve().parent / "mediapipe" / TEACHER_FILE
+
+
+def load_teacher_canonical(path: str | Path) -> np.ndarray:
+    """MediaPipe's canonical face ``(468, 3) float64`` (cm; x right, y up, z towards the viewer) from
+    a FaceLandmarker ``.task`` bundle (a zip holding ``geometry_pipeline_metadata_landmarks.binarypb``)."""
+    import zipfile
+
+    path = Path(path)
+    hint = ("pass --teacher-mesh PATH to MediaPipe's face_landmarker.task, "
+            "or --inner model to score the encoder's own inner points")
+    if not path.is_file():
+        raise InputError(f"MediaPipe task bundle not found: {path}", hint=hint)
+    try:
+        from mediapipe.tasks.cc.vision.face_geometry.proto import geometry_pipeline_metadata_pb2 as gp
+
+        with zipfile.ZipFile(path) as z:
+            meta = gp.GeometryPipelineMetadata.FromString(z.read(_TEACHER_MEMBER))
+        mesh = meta.canonical_mesh
+        stride = 5  # VERTEX_PT: x, y, z, u, v
+        vb = np.asarray(mesh.vertex_buffer, dtype=np.float64)
+        if mesh.vertex_type != 0 or vb.size % stride:
+            raise ValueError(f"vertex type {mesh.vertex_type}, {vb.size} floats")
+        verts = vb.reshape(-1, stride)[:, :3]
+    except Exception as e:  # noqa: BLE001 (zip, protobuf and shape errors alike)
+        raise InputError(f"{path}: cannot read MediaPipe's canonical face mesh ({type(e).__name__}: {e})",
+                         hint=hint) from None
+    if verts.shape[0] < 468 or not np.isfinite(verts).all():
+        raise InputError(f"{path}: the canonical mesh has {verts.shape[0]} vertices, expected 468", hint=hint)
+    return verts[:468]
 
 
 def load_bfm_template(path: str | Path) -> np.ndarray:
@@ -77,26 +129,51 @@ def template_in_model_frame(model, template: np.ndarray) -> np.ndarray:
     return s * template @ R.T + t
 
 
+def teacher_offsets(model, template: np.ndarray, teacher_mesh: np.ndarray) -> np.ndarray:
+    """``(68, 3)`` metres, model space: the BFM convention's offset from the teacher's point for the
+    inner points 17–67 (zero on the jaw). Module docstring: BFM template aligned to the teacher's
+    68 on the canonical face (similarity on 17–67), residual turned and scaled into model space."""
+    from recon_cli.face.landmarks68 import mesh_to_68_3d
+
+    teacher = mesh_to_68_3d(teacher_mesh)
+    s, R, t = similarity_3d(template[INNER], teacher[INNER])
+    gap = (s * template @ R.T + t) - teacher  # teacher frame (cm)
+    lm = np.asarray(model.mean_shape, dtype=np.float64)[model.landmarks68]
+    s2, R2, _ = similarity_3d(teacher[INNER], lm[INNER])
+    out = s2 * gap @ R2.T
+    out[JAW] = 0.0
+    return out
+
+
 @dataclass
 class HiddenContour:
     """BFM-depth jaw points where the jaw faces away from the camera (module docstring).
 
-    ``offsets (68, 3)``: metres, model space, zero outside the jaw; ``normals (68, 3)``: unit
-    mean-shape vertex normals of the 68 landmark vertices, model space.
+    ``offsets (68, 3)``: metres, model space, zero outside the jaw (all zero: the jaw stays the
+    model's); ``normals (68, 3)``: unit mean-shape vertex normals of the 68 landmark vertices, model
+    space; ``inner (68, 3)``: metres, model space, added whatever the pose (:func:`teacher_offsets`;
+    zero: the encoder's own inner points).
     """
 
     offsets: np.ndarray
     normals: np.ndarray
+    inner: np.ndarray | None = None
 
     @classmethod
-    def from_template(cls, model, template: np.ndarray) -> "HiddenContour":
+    def from_template(cls, model, template: np.ndarray, teacher_mesh: np.ndarray | None = None,
+                      jaw: bool = True) -> "HiddenContour":
+        """``jaw``: the hidden-contour rule for 0–16; ``teacher_mesh (468, 3)``: MediaPipe's canonical
+        face, which switches on the inner-point offsets (:func:`teacher_offsets`)."""
         from recon_cli.mesh.topology import vertex_normals
 
         mean = np.asarray(model.mean_shape, dtype=np.float64)
         offsets = template_in_model_frame(model, template) - mean[model.landmarks68]
         offsets[INNER] = 0.0
+        if not jaw:
+            offsets[:] = 0.0
         normals = vertex_normals(mean, np.asarray(model.triangles))[model.landmarks68]
-        return cls(offsets=offsets, normals=normals)
+        inner = None if teacher_mesh is None else teacher_offsets(model, template, teacher_mesh)
+        return cls(offsets=offsets, normals=normals, inner=inner)
 
     def hidden(self, lm_model: np.ndarray, R: np.ndarray, trans: np.ndarray, distance: float) -> np.ndarray:
         """``(N, 68) bool``: jaw landmarks whose turned normal points away from the camera centre.
@@ -110,6 +187,8 @@ class HiddenContour:
         return out
 
     def apply(self, lm_model: np.ndarray, R: np.ndarray, trans: np.ndarray, distance: float) -> np.ndarray:
-        """The 68 landmarks ``(N, 68, 3)`` model space, hidden jaw points moved to the BFM contour."""
+        """The 68 landmarks ``(N, 68, 3)`` model space, hidden jaw points moved to the BFM contour and
+        the inner points by :attr:`inner` (when set)."""
         h = self.hidden(lm_model, R, trans, distance)
-        return lm_model + self.offsets[None] * h[..., None]
+        out = lm_model + self.offsets[None] * h[..., None]
+        return out if self.inner is None else out + self.inner[None]

@@ -27,9 +27,12 @@ def load_published(path: str | Path = PUBLISHED_FILE) -> list[dict[str, Any]]:
 def result_row_label(result: EvalResult) -> str:
     s = result.settings
     contour = (s.get("contour") or {}).get("rule")
+    inner = (s.get("inner") or {}).get("rule")
     tta = s.get("tta", "none")
     extra = "" if tta == "none" else f", TTA {tta}"
-    return f"{s['method']} (crop {s['crop']}, {s['landmarks']} GT{', BFM contour' if contour == 'bfm-hidden' else ''}{extra})"
+    conv = ", BFM contour" if contour == "bfm-hidden" else ""
+    conv += ", BFM inner" if inner == "bfm" else ""
+    return f"{s['method']} (crop {s['crop']}, {s['landmarks']} GT{conv}{extra})"
 
 
 def _bin_table(console, title: str, label_columns: tuple[str, ...]):

@@ -104,9 +104,11 @@ class ReconPredictor:
         weights: ``.pt`` / ``.onnx`` / ``.engine`` (:func:`recon_cli.backends.load_backend`).
         model: the morphable model the encoder was trained for (default: the shipped one).
         gt_align: ``"mesh"`` or ``"box"`` (above).
-        bfm_template: the jaw convention of the scored 68 points: None = the model's landmark
+        bfm_template: the convention of the scored 68 points: None = the model's landmark
             vertices; the BFM 68-point template file = AFLW2000-3D's (BFM) hidden contour
-            (:class:`recon_cli.eval.contour.HiddenContour` built for ``model``).
+            (:class:`recon_cli.eval.contour.HiddenContour` built for ``model``; ``hidden_jaw=False``
+            keeps the model's jaw) and, with ``teacher_mesh`` (MediaPipe's ``face_landmarker.task``),
+            the BFM's inner points (:func:`recon_cli.eval.contour.teacher_offsets`).
         tta: test-time augmentation. ``"none"``: one crop. ``"flip"``: the crop and its mirror
             image (the 5 alignment points mirrored, so the mirrored crop is the mirror of the crop)
             in one encoder batch; the mirror's 68 points are mirrored back (x → W − x, iBUG mirror
@@ -117,7 +119,8 @@ class ReconPredictor:
     name = "recon"
 
     def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
-                 model=None, gt_align: str = "mesh", bfm_template: str | Path | None = None, tta: str = "none"):
+                 model=None, gt_align: str = "mesh", bfm_template: str | Path | None = None, tta: str = "none",
+                 teacher_mesh: str | Path | None = None, hidden_jaw: bool = True):
         from recon_cli.backends import load_backend
         from recon_cli.eval.crops import canonical_box_in_crop
         from recon_cli.face.align import template
@@ -133,14 +136,20 @@ class ReconPredictor:
             model = load_default_model()
         contour = None
         if bfm_template is not None:  # read first: a bad template fails before the encoder loads
-            from recon_cli.eval.contour import HiddenContour, load_bfm_template
+            from recon_cli.eval.contour import HiddenContour, load_bfm_template, load_teacher_canonical
 
-            contour = HiddenContour.from_template(model, load_bfm_template(bfm_template))
+            teacher = None if teacher_mesh is None else load_teacher_canonical(teacher_mesh)
+            contour = HiddenContour.from_template(model, load_bfm_template(bfm_template), teacher, jaw=hidden_jaw)
+        elif teacher_mesh is not None:
+            raise InputError("the inner-point convention needs the BFM template", hint="pass bfm_template")
+        jaw_rule = "bfm-hidden" if contour is not None and hidden_jaw else "model"
         self.weights, self.backend_name = Path(weights), backend
         enc = load_backend(weights, backend=backend, threads=threads)
         self._rec = Reconstructor(enc, model, contour=contour)
-        self.contour = {"rule": "model" if contour is None else "bfm-hidden",
-                        "template": None if bfm_template is None else str(bfm_template)}
+        self.contour = {"rule": jaw_rule, "template": None if jaw_rule == "model" else str(bfm_template)}
+        self.inner = {"rule": "model" if teacher_mesh is None else "bfm",
+                      "template": None if teacher_mesh is None else str(bfm_template),
+                      "teacher": None if teacher_mesh is None else str(teacher_mesh)}
         self._target5 = template(self._rec.align_cfg)
         self._box = canonical_box_in_crop(model, self._rec.cam)
         self._lm = FaceLandmarker(LandmarkerConfig(static=True, max_faces=max_faces))
@@ -164,6 +173,7 @@ class ReconPredictor:
                 "gt_align": self.gt_align,
                 "tta": self.tta,
                 "contour": self.contour,
+                "inner": self.inner,
                 "gt_align_detail": ("FaceMesh landmark model on the 3DDFA ROI box -> 5 points -> alignment"
                                     if self.gt_align == "mesh" else "box only: virtual 5 points (no landmarks)"),
                 "box_in_crop": [round(float(v), 4) for v in self._box],

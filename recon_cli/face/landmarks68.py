@@ -82,20 +82,35 @@ def _resample(path: np.ndarray, n: int) -> np.ndarray:
     return np.stack([np.interp(t, s, path[:, d]) for d in range(path.shape[1])], 1)
 
 
+def _map68(mesh: np.ndarray, dims: int) -> np.ndarray:
+    """The 68 points ``(68, dims) float64`` from a MediaPipe mesh; the jaw spaced by arc length in
+    ``mesh``'s own coordinates (all of them, so 3-D when the mesh is 3-D)."""
+    mesh = np.asarray(mesh, dtype=np.float64)
+    out = np.zeros((68, dims), np.float64)
+    for k, v in _SINGLE.items():
+        out[k] = mesh[v, :dims]
+    for k, (a, b) in _PAIRS.items():
+        out[k] = 0.5 * (mesh[a, :dims] + mesh[b, :dims])
+    out[0:9] = _resample(mesh[list(JAW_PATH_RIGHT)], 9)[:, :dims]
+    out[8:17] = _resample(mesh[list(JAW_PATH_LEFT)], 9)[:, :dims]
+    return out
+
+
 def mesh_to_68(mesh: np.ndarray) -> np.ndarray:
     """``mesh: (468|478, 3) float`` MediaPipe points (x, y px, z relative px) → ``(68, 2) float32`` px.
 
     Also accepts ``(468|478, 2)``; the jaw is then spaced by 2-D arc length.
     """
-    mesh = np.asarray(mesh, dtype=np.float64)
-    out = np.zeros((68, 2), np.float64)
-    for k, v in _SINGLE.items():
-        out[k] = mesh[v, :2]
-    for k, (a, b) in _PAIRS.items():
-        out[k] = 0.5 * (mesh[a, :2] + mesh[b, :2])
-    out[0:9] = _resample(mesh[list(JAW_PATH_RIGHT)], 9)[:, :2]
-    out[8:17] = _resample(mesh[list(JAW_PATH_LEFT)], 9)[:, :2]
-    return out.astype(np.float32)
+    return _map68(mesh, 2).astype(np.float32)
+
+
+def mesh_to_68_3d(mesh: np.ndarray) -> np.ndarray:
+    """``mesh: (468|478, 3)`` → ``(68, 3) float64``: the same 68 points in the mesh's own 3-D frame
+    (e.g. MediaPipe's canonical face, cm), for comparing landmark conventions in 3-D."""
+    mesh = np.asarray(mesh)
+    if mesh.ndim != 2 or mesh.shape[1] != 3 or mesh.shape[0] < 468:
+        raise ValueError(f"expected a (468|478, 3) mesh, got {mesh.shape}")
+    return _map68(mesh, 3)
 
 
 def five_from_68(lm68: np.ndarray) -> np.ndarray:

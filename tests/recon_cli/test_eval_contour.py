@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from recon_cli.errors import InputError
-from recon_cli.eval.contour import (HiddenContour, default_template_path, load_bfm_template, similarity_3d,
-                                    template_in_model_frame)
+from recon_cli.eval.contour import (HiddenContour, default_teacher_path, default_template_path, load_bfm_template,
+                                    load_teacher_canonical, similarity_3d, teacher_offsets, template_in_model_frame)
+from recon_cli.face.landmarks68 import MIRROR68
 from recon_cli.morphable import load_default_model
 from recon_cli.render.camera import euler_to_rotation
 
@@ -21,6 +22,11 @@ def model():
 @pytest.fixture(scope="module")
 def template(shared_data):
     return load_bfm_template(default_template_path(shared_data / "aflw2000-3d"))
+
+
+@pytest.fixture(scope="module")
+def teacher(shared_data):
+    return load_teacher_canonical(default_teacher_path(shared_data / "aflw2000-3d"))
 
 
 def test_similarity_3d_recovers_a_known_transform():
@@ -99,3 +105,53 @@ def test_bad_template_files_are_clear_errors(tmp_path):
     savemat(tmp_path / "short.mat", {"lm": np.zeros((5, 3))})
     with pytest.raises(InputError, match="expected 68×3"):
         load_bfm_template(tmp_path / "short.mat")
+
+
+def test_teacher_canonical_face_is_mediapipes_mesh(teacher):
+    assert teacher.shape == (468, 3) and np.isfinite(teacher).all()
+    # cm, x right, y up, z towards the viewer: nose tip (4) in front, chin (152) below the nasion (168)
+    assert teacher[4, 2] > teacher[168, 2] and teacher[152, 1] < teacher[168, 1] - 8.0
+    assert teacher[33, 0] < 0 < teacher[263, 0]  # outer eye corners: the subject's right on the image left
+
+
+def test_teacher_offsets_measure_the_bfm_inner_convention(model, template, teacher):
+    """The measured gap the inner rule rests on (module docstring): the BFM's nose bridge is lower
+    than the teacher's evenly spaced 300W bridge, most at point 29; the jaw is left alone."""
+    o = teacher_offsets(model, template, teacher)  # metres, model space (y up)
+    assert o.shape == (68, 3) and np.all(o[:17] == 0)
+    assert (o[27:31, 1] < -0.003).all() and o[29, 1] < -0.008
+    assert 0.002 < np.sqrt((o[17:] ** 2).sum(1).mean()) < 0.006  # 2–6 mm rms over 17–67
+    # both faces are near symmetric, so the offsets are too: point k mirrors point MIRROR68[k]
+    mirrored = o[MIRROR68] * np.array([-1.0, 1.0, 1.0])
+    assert np.abs(mirrored - o)[17:].max() < 0.0015
+
+
+def test_inner_offsets_apply_whatever_the_pose(model, template, teacher):
+    c = HiddenContour.from_template(model, template, teacher)
+    jawless = HiddenContour.from_template(model, template, teacher, jaw=False)
+    lm = np.asarray(model.mean_shape, np.float64)[model.landmarks68][None]
+    trans = np.zeros((1, 3))
+    for yaw in (0.0, 60.0, -75.0):
+        R = euler_to_rotation(np.array([[0.0, np.radians(yaw), 0.0]]))
+        moved = c.apply(lm, R, trans, 1.0)[0]
+        np.testing.assert_allclose(moved[17:], lm[0, 17:] + c.inner[17:])
+        kept = jawless.apply(lm, R, trans, 1.0)[0]
+        assert np.array_equal(kept[:17], lm[0, :17]) and np.allclose(kept[17:], moved[17:])
+    # a turned face: the far jaw side still moves to the BFM contour
+    R = euler_to_rotation(np.array([[0.0, np.radians(60), 0.0]]))
+    assert c.hidden(lm, R, trans, 1.0)[0].sum() >= 6
+
+
+def test_bad_teacher_files_are_clear_errors(tmp_path):
+    import zipfile
+
+    with pytest.raises(InputError, match="task bundle not found") as e:
+        load_teacher_canonical(tmp_path / "none.task")
+    assert "--inner model" in e.value.hint
+    (tmp_path / "bad.task").write_bytes(b"\x00garbage")
+    with pytest.raises(InputError, match="bad.task: cannot read MediaPipe's canonical face mesh"):
+        load_teacher_canonical(tmp_path / "bad.task")
+    with zipfile.ZipFile(tmp_path / "empty.task", "w") as z:
+        z.writestr("face_detector.tflite", b"")
+    with pytest.raises(InputError, match="empty.task: cannot read"):
+        load_teacher_canonical(tmp_path / "empty.task")

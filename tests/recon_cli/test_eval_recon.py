@@ -67,7 +67,10 @@ def test_recon_method_runs_end_to_end(onnx_encoder, shared_data, tmp_path, capsy
         # the default jaw convention: AFLW2000-3D's BFM hidden contour, template found beside the data
         assert r["settings"]["contour"]["rule"] == "bfm-hidden"
         assert r["settings"]["contour"]["template"].endswith("bfm-topology/similarity_Lm3D_all.mat")
-    assert "BFM contour" in out.out
+        # and its inner points: BFM template vs the teacher's canonical face, found beside the data
+        assert r["settings"]["inner"]["rule"] == "bfm"
+        assert r["settings"]["inner"]["teacher"].endswith("mediapipe/face_landmarker.task")
+    assert "BFM contour, BFM inner" in out.out
     with pytest.raises(SystemExit) as e:
         main(["eval", "aflw2000", "--data", str(shared_data / "aflw2000-3d"), "--weights", str(onnx_encoder),
               "--limit", "1", "--quiet", "--bfm-template", str(tmp_path / "none.mat")])
@@ -75,11 +78,18 @@ def test_recon_method_runs_end_to_end(onnx_encoder, shared_data, tmp_path, capsy
     assert e.value.code == 2 and "BFM landmark template not found" in out.out + out.err and "--contour model" in out.out + out.err
     with pytest.raises(SystemExit) as e:
         main(["eval", "aflw2000", "--data", str(shared_data / "aflw2000-3d"), "--weights", str(onnx_encoder),
-              "--limit", "2", "--quiet", "--contour", "model", "--bfm-template", str(tmp_path / "none.mat"),
-              "--json", str(tmp_path / "m.json")])
+              "--limit", "1", "--quiet", "--teacher-mesh", str(tmp_path / "none.task")])
+    out = capsys.readouterr()
+    msg = " ".join((out.out + out.err).split())  # the console wraps long lines
+    assert e.value.code == 2 and "MediaPipe task bundle not found" in msg and "--inner model" in msg
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "aflw2000", "--data", str(shared_data / "aflw2000-3d"), "--weights", str(onnx_encoder),
+              "--limit", "2", "--quiet", "--contour", "model", "--inner", "model", "--bfm-template",
+              str(tmp_path / "none.mat"), "--json", str(tmp_path / "m.json")])
     assert e.value.code in (0, None)
     run = json.loads((tmp_path / "m.json").read_text())["runs"][0]
     assert run["settings"]["contour"] == {"rule": "model", "template": None}
+    assert run["settings"]["inner"] == {"rule": "model", "template": None, "teacher": None}
 
 
 @pytest.mark.data
