@@ -42,14 +42,15 @@ def _bin_table(console, title: str, label_columns: tuple[str, ...]):
     from rich.table import Table
 
     console = console or Console()
-    if not console.is_terminal and console.width < 150:
-        console = Console(width=150)
+    if not console.is_terminal and console.width < 180:
+        console = Console(width=180)
     t = Table(title=title)
-    for name in label_columns:
-        t.add_column(name, no_wrap=True)
+    # the numbers never shrink to "…": on a narrow terminal the first (label) column wraps instead
+    for i, name in enumerate(label_columns):
+        t.add_column(name, no_wrap=i > 0, min_width=28 if i == 0 else None)
     for lab in BIN_LABELS:
-        t.add_column(lab, justify="right")
-    t.add_column("mean", justify="right")
+        t.add_column(lab, justify="right", no_wrap=True, min_width=5)
+    t.add_column("mean", justify="right", no_wrap=True, min_width=5)
     return console, t
 
 
@@ -57,10 +58,10 @@ def print_table(results: list[EvalResult], console=None, published: bool = True)
     """A table like the paper's Table 1: published rows (marked) then our measured rows."""
     console, t = _bin_table(console, "AFLW2000-3D · 68-point 2-D NME (%) by |yaw| · normalised by sqrt(w·h) of the GT box",
                             ("method", "source"))
-    t.add_column("plain mean", justify="right")
+    t.add_column("plain mean", justify="right", no_wrap=True, min_width=5)
     t.add_column("images (bins)", justify="right", no_wrap=True)
-    t.add_column("det. misses", justify="right")
-    t.add_column("img/s", justify="right")
+    t.add_column("det. misses", justify="right", no_wrap=True, min_width=6)
+    t.add_column("img/s", justify="right", no_wrap=True, min_width=5)
     if published:
         for r in load_published():
             t.add_row(r["method"], "[dim]published[/]", *[f"{v:.2f}" for v in r["bins"]], f"{r['mean']:.2f}",
