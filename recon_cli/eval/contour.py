@@ -147,7 +147,8 @@ def teacher_offsets(model, template: np.ndarray, teacher_mesh: np.ndarray) -> np
 
 @dataclass
 class HiddenContour:
-    """BFM-depth jaw points where the jaw faces away from the camera (module docstring).
+    """The BFM convention for the 68 points: BFM-depth jaw points where the jaw faces away from the
+    camera, and optionally the BFM offsets of the inner points (module docstring).
 
     ``offsets (68, 3)``: metres, model space, zero outside the jaw (all zero: the jaw stays the
     model's); ``normals (68, 3)``: unit mean-shape vertex normals of the 68 landmark vertices, model
