@@ -80,11 +80,11 @@ def aflw2000(
                                     "jaw point faces away from the camera, score it at the BFM contour's depth, the "
                                     "convention of AFLW2000-3D's ground truth (recon_cli/eval/contour.py; needs "
                                     "--bfm-template); model = the morphable model's own landmark vertices."),
-    inner: Contour = typer.Option(Contour.bfm, "--inner", help="--method recon, inner points 17–67: bfm = move each "
+    inner: Contour = typer.Option(Contour.bfm, "--inner", help="inner points 17–67 (both methods): bfm = move each "
                                   "by the BFM template's offset from the landmark teacher's point on the mean face "
                                   "(the convention of AFLW2000-3D's ground truth; recon_cli/eval/contour.py; needs "
-                                  "--bfm-template and --teacher-mesh); model = the encoder's own points (MediaPipe's "
-                                  "300W-style convention, which it was trained on)."),
+                                  "--bfm-template and --teacher-mesh); model = the points as the encoder (trained on "
+                                  "MediaPipe's 300W-style points) or MediaPipe gives them."),
     bfm_template: Optional[Path] = typer.Option(None, "--bfm-template", help="--contour/--inner bfm: the BFM 68-point "
                                                 "template (Deep3DFaceRecon's BFM/similarity_Lm3D_all.mat). "
                                                 "Default: DATA/../bfm-topology/similarity_Lm3D_all.mat."),
@@ -115,7 +115,7 @@ def aflw2000(
     dataset = Aflw2000(data, landmarks=landmarks.value)
     crops = ["detector", "gt"] if crop == Crop.both else [crop.value]
     template = teacher = None
-    if method == Method.recon and Contour.bfm in (contour, inner):
+    if Contour.bfm in (contour, inner) and (method == Method.recon or inner == Contour.bfm):
         from recon_cli.eval.contour import default_teacher_path, default_template_path
 
         template = bfm_template or default_template_path(data)
@@ -213,7 +213,7 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
         if tta != Tta.none:
             raise InputError("--tta applies to --method recon only (MediaPipe's points are scored as it gives them)",
                              hint="drop --tta, or use --method recon")
-        return predictors.MediaPipePredictor(), {}
+        return predictors.MediaPipePredictor(bfm_template=bfm_template, teacher_mesh=teacher_mesh), {}
     w = weights or predictors.default_weights()
     if w is None:
         raise predictors.no_weights_error()

@@ -96,7 +96,7 @@ def load_bfm_template(path: str | Path) -> np.ndarray:
     """The BFM mean-shape 68 landmarks ``(68, 3) float64`` (any unit) from a ``.mat`` with key ``lm``."""
     path = Path(path)
     hint = (f"pass --bfm-template PATH to Deep3DFaceRecon's BFM/{TEMPLATE_FILE}, "
-            "or --contour model to score the model's own landmark vertices")
+            "or --contour model --inner model to score the points as the model (or MediaPipe) gives them")
     if not path.is_file():
         raise InputError(f"BFM landmark template not found: {path}", hint=hint)
     try:
@@ -129,20 +129,56 @@ def template_in_model_frame(model, template: np.ndarray) -> np.ndarray:
     return s * template @ R.T + t
 
 
-def teacher_offsets(model, template: np.ndarray, teacher_mesh: np.ndarray) -> np.ndarray:
-    """``(68, 3)`` metres, model space: the BFM convention's offset from the teacher's point for the
-    inner points 17–67 (zero on the jaw). Module docstring: BFM template aligned to the teacher's
-    68 on the canonical face (similarity on 17–67), residual turned and scaled into model space."""
+def teacher_gap(template: np.ndarray, teacher_mesh: np.ndarray) -> np.ndarray:
+    """``(68, 3)``: BFM template − the teacher's 68 on MediaPipe's canonical face (its frame and
+    units, cm), after the similarity on 17–67 that aligns the template to the teacher; zero on the jaw."""
     from recon_cli.face.landmarks68 import mesh_to_68_3d
 
     teacher = mesh_to_68_3d(teacher_mesh)
     s, R, t = similarity_3d(template[INNER], teacher[INNER])
-    gap = (s * template @ R.T + t) - teacher  # teacher frame (cm)
+    gap = (s * template @ R.T + t) - teacher
+    gap[JAW] = 0.0
+    return gap
+
+
+def teacher_offsets(model, template: np.ndarray, teacher_mesh: np.ndarray) -> np.ndarray:
+    """``(68, 3)`` metres, model space: the BFM convention's offset from the teacher's point for the
+    inner points 17–67 (zero on the jaw). Module docstring: :func:`teacher_gap`, turned and scaled
+    into model space by the similarity that aligns the teacher's 68 with the model's mean landmarks."""
+    from recon_cli.face.landmarks68 import mesh_to_68_3d
+
+    teacher = mesh_to_68_3d(teacher_mesh)
     lm = np.asarray(model.mean_shape, dtype=np.float64)[model.landmarks68]
     s2, R2, _ = similarity_3d(teacher[INNER], lm[INNER])
-    out = s2 * gap @ R2.T
-    out[JAW] = 0.0
-    return out
+    return s2 * teacher_gap(template, teacher_mesh) @ R2.T
+
+
+@dataclass
+class TeacherInner:
+    """The same inner-point convention for MediaPipe's own points (the ``mediapipe`` baseline):
+    each image's mesh is a (weak-perspective) copy of the canonical face, so the canonical-frame
+    gap is carried onto it by the similarity that aligns the canonical face with that mesh.
+
+    ``canonical (468, 3)`` cm, x right, y up, z towards the viewer; ``gap (68, 3)``: :func:`teacher_gap`.
+    """
+
+    canonical: np.ndarray
+    gap: np.ndarray
+
+    @classmethod
+    def from_template(cls, template: np.ndarray, teacher_mesh: np.ndarray) -> "TeacherInner":
+        return cls(canonical=np.asarray(teacher_mesh, np.float64), gap=teacher_gap(template, teacher_mesh))
+
+    def points68(self, mesh: np.ndarray) -> np.ndarray:
+        """``mesh (468|478, 3)`` image px (x right, y down, z = MediaPipe's relative depth, larger =
+        further) → ``(68, 2) float64`` px: the teacher's 68 with the inner points in the BFM convention."""
+        from recon_cli.face.landmarks68 import mesh_to_68_3d
+
+        flip = np.array([1.0, -1.0, -1.0])  # image frame → the canonical face's (y up, z towards the viewer)
+        m = np.asarray(mesh, np.float64)[:468] * flip
+        s, R, _ = similarity_3d(self.canonical, m)
+        out = (mesh_to_68_3d(m) + s * self.gap @ R.T) * flip
+        return out[:, :2]
 
 
 @dataclass

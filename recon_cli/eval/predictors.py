@@ -33,9 +33,21 @@ class MediaPipePredictor:
 
     name = "mediapipe"
 
-    def __init__(self, max_faces: int = 4, min_detection_confidence: float | None = None):
+    def __init__(self, max_faces: int = 4, min_detection_confidence: float | None = None,
+                 bfm_template: str | Path | None = None, teacher_mesh: str | Path | None = None):
+        """``bfm_template`` + ``teacher_mesh``: score the inner points in the BFM convention, as
+        ``recon eval --inner bfm`` does for the encoder (:class:`recon_cli.eval.contour.TeacherInner`)."""
         from recon_cli.face.mediapipe_mesh import FaceLandmarker, LandmarkerConfig
 
+        self._inner = None
+        if bfm_template is not None and teacher_mesh is not None:
+            from recon_cli.eval.contour import TeacherInner, load_bfm_template, load_teacher_canonical
+
+            self._inner = TeacherInner.from_template(load_bfm_template(bfm_template),
+                                                     load_teacher_canonical(teacher_mesh))
+        self.inner = {"rule": "model" if self._inner is None else "bfm",
+                      "template": None if self._inner is None else str(bfm_template),
+                      "teacher": None if self._inner is None else str(teacher_mesh)}
         kw = {} if min_detection_confidence is None else {"min_detection_confidence": min_detection_confidence}
         self._cfg = LandmarkerConfig(static=True, max_faces=max_faces, **kw)
         self._lm = FaceLandmarker(self._cfg)
@@ -46,24 +58,29 @@ class MediaPipePredictor:
         self._roi.close()
 
     def settings(self) -> dict[str, Any]:
-        return {"landmarker": dict(self._cfg.__dict__),
+        return {"landmarker": dict(self._cfg.__dict__), "inner": self.inner,
                 "gt_crop": "FaceMesh landmark model on the 3DDFA ROI box (sqrt(2)*max(w,h) square), no detector"}
+
+    def _points(self, mesh: np.ndarray, lm68: np.ndarray | None = None) -> np.ndarray:
+        """A mesh (image px) → ``(2, 68)`` scored points."""
+        from recon_cli.face.landmarks68 import mesh_to_68
+
+        if self._inner is not None:
+            return self._inner.points68(mesh).T
+        return np.asarray(mesh_to_68(mesh) if lm68 is None else lm68, dtype=np.float64).T
 
     @staticmethod
     def _rgb(image_bgr: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(image_bgr[..., ::-1])
 
     def detect(self, image_bgr: np.ndarray) -> list[np.ndarray]:
-        return [np.asarray(f.lm68, dtype=np.float64).T for f in self._lm.detect(self._rgb(image_bgr))]
+        return [self._points(f.mesh, f.lm68) for f in self._lm.detect(self._rgb(image_bgr))]
 
     def predict(self, image_bgr: np.ndarray, face: np.ndarray) -> np.ndarray:
         return np.asarray(face, dtype=np.float64)
 
     def predict_gt_box(self, image_bgr: np.ndarray, gt68: np.ndarray) -> np.ndarray:
-        from recon_cli.face.landmarks68 import mesh_to_68
-
-        mesh = self._roi.mesh(self._rgb(image_bgr), roi_box_from_landmarks(gt68))
-        return np.asarray(mesh_to_68(mesh), dtype=np.float64).T
+        return self._points(self._roi.mesh(self._rgb(image_bgr), roi_box_from_landmarks(gt68)))
 
 
 def no_weights_error() -> InputError:

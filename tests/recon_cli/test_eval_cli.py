@@ -65,6 +65,17 @@ def test_mediapipe_limit20_both_crops_writes_json_csv_report(shared_data, tmp_pa
 
     grid = cv2.imread(str(tmp_path / "rep" / "worst_gt.png"))
     assert grid is not None and grid.shape[1] == 6 * 256
+    # the default scores the inner points in the BFM convention, like --method recon; --inner model
+    # scores MediaPipe's mapped points as they are: the jaw is the same, the inner points differ
+    assert det["settings"]["inner"]["rule"] == "bfm" and "BFM inner" in out
+    code, out = _run(["eval", "aflw2000", "--data", str(data), "--method", "mediapipe", "--limit", "20", "--quiet",
+                      "--inner", "model", "--save-points", str(tmp_path / "raw.npz"), "--json", str(tmp_path / "m.json")],
+                     capsys)
+    assert code in (0, None), out
+    assert json.loads((tmp_path / "m.json").read_text())["runs"][0]["settings"]["inner"]["rule"] == "model"
+    raw = np.load(tmp_path / "raw.npz")["pred68"]
+    np.testing.assert_allclose(raw[:, :, :17], pts["pred68"][:, :, :17], atol=1e-3)
+    assert np.abs(raw[:, :, 17:] - pts["pred68"][:, :, 17:]).max() > 1.0
 
 
 def test_recon_without_weights_says_none_are_shipped(shared_data, capsys, tmp_path, monkeypatch):
@@ -84,7 +95,11 @@ def test_missing_folder_and_bad_mat_are_clear_errors(tmp_path, capsys, shared_da
 
     shutil.copy(shared_data / "aflw2000-3d" / "image00004.jpg", tmp_path / "image00004.jpg")
     (tmp_path / "image00004.mat").write_bytes(b"\x00garbage")
-    code, out = _run(["eval", "aflw2000", "--data", str(tmp_path), "--method", "mediapipe", "--quiet",
+    # a folder with no BFM template beside it: the default (inner points in the BFM convention) says how to go on
+    code, out = _run(["eval", "aflw2000", "--data", str(tmp_path), "--method", "mediapipe", "--quiet"], capsys)
+    msg = " ".join(out.split())
+    assert code == 2 and "BFM landmark template not found" in msg and "--inner model" in msg and "Traceback" not in out
+    code, out = _run(["eval", "aflw2000", "--data", str(tmp_path), "--method", "mediapipe", "--quiet", "--inner", "model",
                       "--json", str(tmp_path / "r.json")], capsys)
     assert code == 2 and "image00004.mat" in out and "Traceback" not in out
     assert not (tmp_path / "r.json").exists()

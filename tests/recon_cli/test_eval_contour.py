@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from recon_cli.errors import InputError
-from recon_cli.eval.contour import (HiddenContour, default_teacher_path, default_template_path, load_bfm_template,
-                                    load_teacher_canonical, similarity_3d, teacher_offsets, template_in_model_frame)
-from recon_cli.face.landmarks68 import MIRROR68
+from recon_cli.eval.contour import (HiddenContour, TeacherInner, default_teacher_path, default_template_path,
+                                    load_bfm_template, load_teacher_canonical, similarity_3d, teacher_gap,
+                                    teacher_offsets, template_in_model_frame)
+from recon_cli.face.landmarks68 import MIRROR68, mesh_to_68
 from recon_cli.morphable import load_default_model
 from recon_cli.render.camera import euler_to_rotation
 
@@ -155,3 +156,19 @@ def test_bad_teacher_files_are_clear_errors(tmp_path):
         z.writestr("face_detector.tflite", b"")
     with pytest.raises(InputError, match="empty.task: cannot read"):
         load_teacher_canonical(tmp_path / "empty.task")
+
+
+def test_teacher_inner_carries_the_gap_onto_an_image_mesh(template, teacher):
+    """The baseline's version: a mesh that is the canonical face turned, scaled and placed in an
+    image (x right, y down, z away) gets exactly that similarity applied to the canonical gap."""
+    conv = TeacherInner.from_template(template, teacher)
+    R = euler_to_rotation(np.array([0.2, np.radians(50), -0.1]))
+    s, t = 6.5, np.array([300.0, 240.0, 0.0])
+    flip = np.array([1.0, -1.0, -1.0])
+    mesh = (s * teacher @ R.T) * flip + t
+    got = conv.points68(mesh)
+    plain = mesh_to_68(mesh)
+    np.testing.assert_allclose(got[:17], plain[:17], atol=1e-3)  # the jaw is not moved
+    expect = plain + ((s * teacher_gap(template, teacher) @ R.T) * flip)[:, :2]
+    np.testing.assert_allclose(got, expect, atol=1e-3)
+    assert np.abs(got[29] - plain[29]).max() > 3.0  # px: the bridge point really moves
