@@ -70,7 +70,7 @@ def load_teacher_canonical(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     hint = ("pass --teacher-mesh PATH to MediaPipe's face_landmarker.task, "
-            "or --inner model to score the encoder's own inner points")
+            "or --inner model to score the inner points as the encoder (or MediaPipe) gives them")
     if not path.is_file():
         raise InputError(f"MediaPipe task bundle not found: {path}", hint=hint)
     try:
