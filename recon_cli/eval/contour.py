@@ -134,9 +134,12 @@ def teacher_gap(template: np.ndarray, teacher_mesh: np.ndarray) -> np.ndarray:
     units, cm), after the similarity on 17–67 that aligns the template to the teacher; zero on the jaw."""
     from recon_cli.face.landmarks68 import mesh_to_68_3d
 
-    teacher = mesh_to_68_3d(teacher_mesh)
-    s, R, t = similarity_3d(template[INNER], teacher[INNER])
-    gap = (s * template @ R.T + t) - teacher
+    return _gap(template, mesh_to_68_3d(teacher_mesh))
+
+
+def _gap(template: np.ndarray, teacher68: np.ndarray) -> np.ndarray:
+    s, R, t = similarity_3d(template[INNER], teacher68[INNER])
+    gap = (s * template @ R.T + t) - teacher68
     gap[JAW] = 0.0
     return gap
 
@@ -150,7 +153,14 @@ def teacher_offsets(model, template: np.ndarray, teacher_mesh: np.ndarray) -> np
     teacher = mesh_to_68_3d(teacher_mesh)
     lm = np.asarray(model.mean_shape, dtype=np.float64)[model.landmarks68]
     s2, R2, _ = similarity_3d(teacher[INNER], lm[INNER])
-    return s2 * teacher_gap(template, teacher_mesh) @ R2.T
+    return s2 * _gap(template, teacher) @ R2.T
+
+
+def inner_settings(template_path, teacher_path) -> dict:
+    """What a predictor records of its inner-point rule: ``bfm`` with both files, else ``model``."""
+    on = template_path is not None and teacher_path is not None
+    return {"rule": "bfm" if on else "model", "template": str(template_path) if on else None,
+            "teacher": str(teacher_path) if on else None}
 
 
 @dataclass
@@ -204,10 +214,9 @@ class HiddenContour:
         from recon_cli.mesh.topology import vertex_normals
 
         mean = np.asarray(model.mean_shape, dtype=np.float64)
-        offsets = template_in_model_frame(model, template) - mean[model.landmarks68]
-        offsets[INNER] = 0.0
-        if not jaw:
-            offsets[:] = 0.0
+        offsets = np.zeros((68, 3))
+        if jaw:
+            offsets[JAW] = (template_in_model_frame(model, template) - mean[model.landmarks68])[JAW]
         normals = vertex_normals(mean, np.asarray(model.triangles))[model.landmarks68]
         inner = None if teacher_mesh is None else teacher_offsets(model, template, teacher_mesh)
         return cls(offsets=offsets, normals=normals, inner=inner)
@@ -226,6 +235,7 @@ class HiddenContour:
     def apply(self, lm_model: np.ndarray, R: np.ndarray, trans: np.ndarray, distance: float) -> np.ndarray:
         """The 68 landmarks ``(N, 68, 3)`` model space, hidden jaw points moved to the BFM contour and
         the inner points by :attr:`inner` (when set)."""
-        h = self.hidden(lm_model, R, trans, distance)
-        out = lm_model + self.offsets[None] * h[..., None]
+        out = lm_model
+        if self.offsets.any():  # the hidden-contour rule is on (not with jaw=False)
+            out = out + self.offsets[None] * self.hidden(lm_model, R, trans, distance)[..., None]
         return out if self.inner is None else out + self.inner[None]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from recon_cli.errors import InputError
+from recon_cli.eval.contour import inner_settings
 from recon_cli.eval.crops import roi_box_from_landmarks
 from recon_cli.face.roi_mesh import RoiFaceMesh
 
@@ -45,9 +46,7 @@ class MediaPipePredictor:
 
             self._inner = TeacherInner.from_template(load_bfm_template(bfm_template),
                                                      load_teacher_canonical(teacher_mesh))
-        self.inner = {"rule": "model" if self._inner is None else "bfm",
-                      "template": None if self._inner is None else str(bfm_template),
-                      "teacher": None if self._inner is None else str(teacher_mesh)}
+        self.inner = inner_settings(bfm_template, teacher_mesh)
         kw = {} if min_detection_confidence is None else {"min_detection_confidence": min_detection_confidence}
         self._cfg = LandmarkerConfig(static=True, max_faces=max_faces, **kw)
         self._lm = FaceLandmarker(self._cfg)
@@ -164,9 +163,7 @@ class ReconPredictor:
         enc = load_backend(weights, backend=backend, threads=threads)
         self._rec = Reconstructor(enc, model, contour=contour)
         self.contour = {"rule": jaw_rule, "template": None if jaw_rule == "model" else str(bfm_template)}
-        self.inner = {"rule": "model" if teacher_mesh is None else "bfm",
-                      "template": None if teacher_mesh is None else str(bfm_template),
-                      "teacher": None if teacher_mesh is None else str(teacher_mesh)}
+        self.inner = inner_settings(bfm_template, teacher_mesh)
         self._target5 = template(self._rec.align_cfg)
         self._box = canonical_box_in_crop(model, self._rec.cam)
         self._lm = FaceLandmarker(LandmarkerConfig(static=True, max_faces=max_faces))
