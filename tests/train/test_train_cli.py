@@ -136,6 +136,9 @@ def test_cli_validate_only(tiny, tmp_path, capsys):
     assert code == 0, err
     assert json.loads((tmp_path / "i.json").read_text())["val"]["lm_px"] == pytest.approx(last["lm_px"], rel=1e-4)
     assert not (tmp_path / "new").exists()
+    with pytest.warns(UserWarning, match=r"trained at 64 px and this run feeds it 96 px.*--size 64"):
+        code, _, err = run_cli([*base, "--size", "96", "--init", str(ck), "--validate-only"], capsys)
+    assert code == 0, err  # another input size loads (the architecture is size-free), with the warning
     code, _, err = run_cli([*base, "--validate-only"], capsys)
     assert code == 2 and "--init" in err and "Traceback" not in err
     code, _, err = run_cli([*base, "--init", str(ck), "--set", "data.val_fraction=0", "--validate-only"], capsys)
