@@ -468,9 +468,10 @@ def _load_pretrained(encoder: torch.nn.Module, path: str) -> None:
 def _load_init(encoder: torch.nn.Module, path: str, arch: str, layout, size: int) -> None:
     """Copy a recon checkpoint's encoder weights (``recon train`` last.pt, a shipped fp16 file)
     into ``encoder``; raises :class:`InputError` when the architecture or layout differs, and warns
-    when the checkpoint was trained at another input size ``size`` (px): the weights load, but the
-    features do not carry across the scale of the face in pixels (v1.8, trained at 128, scored
-    51.6 px on the held-out split at 224 against 6.4 at 128), so it is rarely what was meant."""
+    when the checkpoint was trained at an input size other than this run's ``size`` (px): the weights
+    load (the network is size-free), but its features do not carry across the scale of the face in
+    pixels (v1.8, trained at 128, scored 51.6 px on the held-out split at 224 against 6.4 at 128),
+    so that is rarely what was meant."""
     from recon_cli.encoders.registry import read_checkpoint
 
     ck = read_checkpoint(path)
