@@ -145,6 +145,11 @@ class OptimConfig:
     # normally (final validation, checkpoint) when it is spent, and the cosine schedule advances by
     # whichever is further along, steps or time, so it reaches lr_final when the budget ends.
     max_minutes: float = 0.0
+    # Not in the paper (off): keep the encoder's BatchNorm layers in inference mode while training:
+    # normalise with the running statistics of the --init weights and leave them unchanged (their
+    # scale and shift are still trained). For fine-tuning at a smaller batch than the weights were
+    # trained with (a CPU's batch 16 after a GPU's batch 64), where batch statistics are noisier.
+    freeze_bn: bool = False
 
 
 @dataclass

@@ -285,6 +285,14 @@ class Trainer:
         D.barrier(self.dist)
         return summary
 
+    def _train_mode(self) -> None:
+        """The encoder in training mode; its BatchNorm layers in inference mode with ``optim.freeze_bn``."""
+        self.encoder.train()
+        if self.cfg.optim.freeze_bn:
+            for m in self.encoder.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
     def _advance_sampler(self) -> None:
         s = self.sampler.state
         s.batch += 1
@@ -297,7 +305,7 @@ class Trainer:
         if empty:
             self._skip("empty_batch", "every sample of the batch was bad")
             return {}
-        self.encoder.train()
+        self._train_mode()
         batch = to_device(batch, self.device)
         coeffs = encode(self.net, batch["image"], self.amp_dtype)
         losses, _ = self.objective(coeffs, batch)
@@ -383,7 +391,7 @@ class Trainer:
                 for g, v in groups.items():  # coefficient magnitudes (divergence check)
                     terms[f"coef_rms/{g}"] = terms.get(f"coef_rms/{g}", 0.0) + float(v.pow(2).mean()) * b
                 n += b
-            self.encoder.train()
+            self._train_mode()
             if n:
                 # vs the manual AFLW labels (visible used points) where any sample has them
                 e21 = torch.cat(p21).float().cpu() if p21 else torch.zeros(0)
@@ -437,7 +445,7 @@ class Trainer:
         coeffs = encode(net, batch["image"], self.amp_dtype)
         out = self.objective.renderer(coeffs)
         comp = composite(out.image, out.mask, batch["image"])
-        self.encoder.train()
+        self._train_mode()
         grid = make_grid(batch["image"], comp, batch["lm68"], out.landmarks)
         write_grid(self.run_dir / "grids" / f"step_{self.step:07d}.png", grid)
         write_grid(self.run_dir / "grid_last.png", grid)

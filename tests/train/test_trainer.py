@@ -220,6 +220,26 @@ def test_init_starts_a_new_run_from_a_checkpoint(tiny, tmp_path):
         Trainer(make_cfg(tiny, tmp_path, "ft2", f"model.init={ck}", "model.arch=resnet18", *common))
 
 
+def test_freeze_bn_keeps_the_init_statistics_and_trains_the_rest(tiny, tmp_path):
+    """``optim.freeze_bn``: BatchNorm normalises with the --init statistics and leaves them as
+    they were, while every layer's weights (BatchNorm's scale included) still train; off, the
+    statistics move with the batches."""
+    common = ["data.val_fraction=0.25", "optim.batch_size=6", "optim.lr=1e-3"]
+    train(make_cfg(tiny, tmp_path, "base", "optim.max_steps=1", *common))
+    ck = tmp_path / "base" / "checkpoints" / "last.pt"
+    saved = torch.load(ck, weights_only=True)["state_dict"]
+    for name, frozen in (("frozen", True), ("free", False)):
+        train(make_cfg(tiny, tmp_path, name, f"model.init={ck}", "optim.max_steps=2",
+                       f"optim.freeze_bn={str(frozen).lower()}", *common))
+        after = torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)["state_dict"]
+        stats = [k for k in saved if k.endswith(("running_mean", "running_var"))]
+        scales = [k for k in saved if k.endswith(".weight") and k.replace(".weight", ".running_mean") in saved]
+        assert stats and scales
+        same = [torch.equal(after[k], saved[k]) for k in stats]
+        assert all(same) if frozen else not any(same), name
+        assert any(not torch.equal(after[k], saved[k]) for k in scales), name
+
+
 def test_yaw_term_turns_the_head_towards_the_label(tiny, tmp_path):
     """``losses.w_yaw`` alone on a copy whose manifest carries AFLW yaw labels 40° off every face's
     pose: the predicted yaw moves towards the label and validation reports the error against it."""
