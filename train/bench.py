@@ -52,7 +52,7 @@ def bench_train(archs: list[str], *, size: int = 224, batch: int = 16, device: s
     rows = []
     for dev_name in devices:
         dev = torch.device(dev_name)
-        cfg = load_config(None, {"data.size": size, "losses.enabled": losses.split(",")})
+        cfg = load_config(None, {"data.size": size, "optim.batch_size": batch, "losses.enabled": losses.split(",")})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore" if dev_name != devices[0] else "default")
             objective = build_objective(cfg, model, layout, dev)

@@ -239,6 +239,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         ("data.size", cfg.data.size >= 32, "an image size of at least 32 px"),
         ("data.val_fraction", 0.0 <= cfg.data.val_fraction < 1.0, "a fraction in [0, 1)"),
         ("optim.batch_size", cfg.optim.batch_size >= 1, "a positive batch size"),
+        # a 32-px input leaves the encoder's last BatchNorm one value per channel for one image
+        ("optim.batch_size", cfg.optim.batch_size >= 2 or cfg.data.size > 32 or cfg.optim.freeze_bn,
+         "at least 2 at data.size 32 (BatchNorm needs more than one value per channel), or a larger data.size"),
         ("optim.lr", cfg.optim.lr > 0, "a positive learning rate"),
         ("optim.epochs", cfg.optim.epochs >= 1 or cfg.optim.max_steps > 0, "epochs ≥ 1 or max_steps > 0"),
         ("optim.lr_schedule", cfg.optim.lr_schedule in ("constant", "cosine"), "constant or cosine"),

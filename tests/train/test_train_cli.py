@@ -168,6 +168,11 @@ def test_bench_train_cli(tmp_path, capsys):
         code, stdout, err = run_cli(["bench", "train", "--arch", "mobilenet_v3_small", "--size", "64", "--device", "cuda"],
                                     capsys)
         assert code == 2 and "CUDA is not available" in " ".join((stdout + err).split()) and "Traceback" not in stdout + err
+    # one 32-px image per batch leaves BatchNorm one value per channel: a message (it was a traceback)
+    code, stdout, err = run_cli(["bench", "train", "--arch", "resnet18", "--size", "32", "--batch", "1", "--device", "cpu",
+                                 "--repeat", "1"], capsys)
+    text = " ".join((stdout + err).split())
+    assert code == 2 and "optim.batch_size = 1" in text and "at least 2" in text and "Traceback" not in text
 
 
 @pytest.mark.slow  # two processes start torch + the model (~20 s on 2 busy cores); the only DDP check
