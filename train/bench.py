@@ -28,10 +28,12 @@ def synthetic_batch(batch: int, size: int, device: torch.device, seed: int = 0) 
     return {k: v.to(device) for k, v in out.items()}
 
 
-def bench_train(archs: list[str], *, size: int = 224, batch: int = 16, device: str = "auto",
+def bench_train(archs: list[str], *, size: int = 224, batch: int | list[int] = 16, device: str = "auto",
                 losses: str = "photo,wing,per,reg,fre", repeat: int = 5, threads: int = 0,
                 model_path: str | Path | None = None, amp_modes: list[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One row per (device, amp mode, arch); ``amp_modes`` are ``run.amp`` values (default ``["auto"]``).
+    """One row per (device, batch, amp mode, arch); ``amp_modes`` are ``run.amp`` values (default
+    ``["auto"]``); ``batch`` one size or a list (on a GPU, where a step's time is mostly per-step
+    overhead, the rows show how throughput grows with the batch).
 
     Rows ``{arch, device, amp, size, batch, ms_per_step, ms_per_image, images_per_s, losses}``."""
     from recon_cli.coeffs import CoeffLayout
@@ -47,17 +49,20 @@ def bench_train(archs: list[str], *, size: int = 224, batch: int = 16, device: s
     if device != "auto":
         resolve_device(device)  # an unknown device, or CUDA where there is none: a message, not a traceback
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if device == "auto" else [device]
+    batches = [int(batch)] if isinstance(batch, int) else [int(b) for b in batch]
+    for b in batches:  # every size checked before anything is timed
+        load_config(None, {"data.size": size, "optim.batch_size": b})
     model = load_model(model_path)
     layout = CoeffLayout.for_model(model)
     rows = []
     for dev_name in devices:
         dev = torch.device(dev_name)
-        cfg = load_config(None, {"data.size": size, "optim.batch_size": batch, "losses.enabled": losses.split(",")})
+        cfg = load_config(None, {"data.size": size, "losses.enabled": losses.split(",")})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore" if dev_name != devices[0] else "default")
             objective = build_objective(cfg, model, layout, dev)
-        data = synthetic_batch(batch, size, dev)
-        for amp_spec, arch in [(m, a) for m in (amp_modes or ["auto"]) for a in archs]:
+        for batch, amp_spec, arch in [(b, m, a) for b in batches for m in (amp_modes or ["auto"]) for a in archs]:
+            data = synthetic_batch(batch, size, dev)
             amp = resolve_amp(amp_spec, dev)
             torch.manual_seed(0)
             enc = build_encoder(arch, layout, size).to(dev).train()

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from enum import Enum
 
-from recon_cli.errors import NotBuiltError
+from recon_cli.errors import InputError, NotBuiltError
 
 
 def not_built(command: str, issue: str) -> None:
     raise NotBuiltError(f"`recon {command}` is not built yet in this version ({issue})")
+
+
+def int_list(text: str, what: str) -> list[int]:
+    """A comma-separated option such as ``--batch 1,8`` → ``[1, 8]``; :class:`InputError` naming
+    the option when an item is not a positive integer or the list is empty."""
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{what} must be a comma-separated list of integers, got {text!r}", hint=f"e.g. {what} 1,8") from None
+    if not vals or min(vals) < 1:
+        raise InputError(f"{what} must list positive integers, got {text!r}", hint=f"e.g. {what} 1,8")
+    return vals
 
 
 class Backend(str, Enum):

@@ -11,18 +11,9 @@ from typing import Optional
 
 import typer
 
+from recon_cli.cli.common import int_list
 from recon_cli.cli.groups import bench_app
 from recon_cli.errors import InputError
-
-
-def _ints(text: str, what: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"{what} must be a comma-separated list of integers, got {text!r}", hint=f"e.g. {what} 1,8") from None
-    if not vals or min(vals) < 1:
-        raise InputError(f"{what} must list positive integers, got {text!r}")
-    return vals
 
 
 def register(app: typer.Typer) -> None:
@@ -153,7 +144,7 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         with console.status("benchmarking…") as status:
-            rows, env = bench_encoder([a.strip() for a in arch.split(",") if a.strip()], _ints(batch, "--batch"), threads=threads,
+            rows, env = bench_encoder([a.strip() for a in arch.split(",") if a.strip()], int_list(batch, "--batch"), threads=threads,
                                       weights=weights, int8=int8, calib=calib, calib_method=calib_method,
                                       calib_count=calib_count, repeat=repeat,
                                       workdir=keep, on_step=lambda m: status.update(m + "…"))

@@ -10,6 +10,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from recon_cli.cli.common import int_list
 from recon_cli.cli.groups import bench_app, model_app
 from recon_cli.errors import InputError, ReconError
 
@@ -207,10 +208,7 @@ def register(app: typer.Typer) -> None:
         from recon_cli.render.bench import run_bench, synthetic_model
 
         torch.set_num_threads(threads)
-        try:
-            batches = [int(b) for b in batch.split(",") if b.strip()]
-        except ValueError:
-            raise InputError(f"--batch {batch!r} must be comma-separated integers, e.g. 1,16") from None
+        batches = int_list(batch, "--batch")
         if device == "auto":
             devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         else:

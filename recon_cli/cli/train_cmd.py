@@ -176,7 +176,7 @@ def register(app: typer.Typer) -> None:
         json_out: Optional[Path] = typer.Option(None, "--json", help="Write the rows and environment as JSON."),
         arch: str = typer.Option("resnet50,mobilenet_v3_large", "--arch", help="Comma-separated encoder architectures."),
         size: int = typer.Option(224, "--size", help="Image size."),
-        batch: int = typer.Option(16, "--batch", help="Batch size."),
+        batch: str = typer.Option("16", "--batch", help="Batch size, or comma-separated sizes (one row each), e.g. 64,256."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto: CUDA with AMP when present, and CPU)."),
         losses: str = typer.Option("photo,wing,per,reg,fre", "--losses", help="Losses in the timed step."),
         repeat: int = typer.Option(5, "--repeat", help="Timed steps per row (after 2 warm-up steps)."),
@@ -190,8 +190,11 @@ def register(app: typer.Typer) -> None:
         from recon_cli.benchtable import print_table, write_json
         from train.bench import bench_train as run_bench
 
-        rows, env = run_bench([a.strip() for a in arch.split(",") if a.strip()], size=size, batch=batch, device=device,
+        from recon_cli.cli.common import int_list
+
+        batches = int_list(batch, "--batch")
+        rows, env = run_bench([a.strip() for a in arch.split(",") if a.strip()], size=size, batch=batches, device=device,
                               losses=losses, repeat=repeat, threads=threads, model_path=model,
                               amp_modes=[a.strip() for a in amp.split(",") if a.strip()])
-        print_table(f"recon bench train (size {size}, batch {batch})", rows, env)
+        print_table(f"recon bench train (size {size}, batch {','.join(map(str, batches))})", rows, env)
         write_json(json_out, {"rows": rows, "env": env})

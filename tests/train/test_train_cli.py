@@ -148,13 +148,14 @@ def test_cli_validate_only(tiny, tmp_path, capsys):
 
 def test_bench_train_cli(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code, stdout, err = run_cli(["bench", "train", "--arch", "mobilenet_v3_small", "--size", "64", "--batch", "2",
+    code, stdout, err = run_cli(["bench", "train", "--arch", "mobilenet_v3_small", "--size", "64", "--batch", "2,3",
                                  "--repeat", "1", "--device", "cpu", "--losses", "photo,wing,reg", "--threads", "1",
                                  "--amp", "off,bf16", "--json", str(out)], capsys)
     assert code == 0, err
     data = json.loads(out.read_text())
     rows = data["rows"]
-    assert [r["amp"] for r in rows] == ["off", "bfloat16"]  # one row per --amp mode
+    # one row per batch size and --amp mode
+    assert [(r["batch"], r["amp"]) for r in rows] == [(2, "off"), (2, "bfloat16"), (3, "off"), (3, "bfloat16")]
     from recon_cli.cpu import cpu_capability, cpu_has_native_bf16
 
     assert data["env"]["cpu_capability"] == cpu_capability() and cpu_capability() != ""
@@ -173,6 +174,8 @@ def test_bench_train_cli(tmp_path, capsys):
                                  "--repeat", "1"], capsys)
     text = " ".join((stdout + err).split())
     assert code == 2 and "optim.batch_size = 1" in text and "at least 2" in text and "Traceback" not in text
+    code, stdout, err = run_cli(["bench", "train", "--batch", "16,x", "--device", "cpu"], capsys)
+    assert code == 2 and "--batch must be a comma-separated list" in " ".join((stdout + err).split())
 
 
 @pytest.mark.slow  # two processes start torch + the model (~20 s on 2 busy cores); the only DDP check
