@@ -32,8 +32,8 @@ def bench_train(archs: list[str], *, size: int = 224, batch: int | list[int] = 1
                 losses: str = "photo,wing,per,reg,fre", repeat: int = 5, threads: int = 0,
                 model_path: str | Path | None = None, amp_modes: list[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One row per (device, batch, amp mode, arch); ``amp_modes`` are ``run.amp`` values (default
-    ``["auto"]``); ``batch`` one size or a list (on a GPU, where a step's time is mostly per-step
-    overhead, the rows show how throughput grows with the batch).
+    ``["auto"]``); ``batch`` one size or a list (on a GPU the rows show how much of a step is fixed
+    per-step cost, kernel launches and host work: images/s that grow with the batch).
 
     Rows ``{arch, device, amp, size, batch, ms_per_step, ms_per_image, images_per_s, losses}``."""
     from recon_cli.coeffs import CoeffLayout

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from recon_cli.cli.common import int_list
 from recon_cli.cli.groups import bench_app
 from recon_cli.errors import InputError
 
@@ -189,8 +190,6 @@ def register(app: typer.Typer) -> None:
         """Training step time (forward + render + losses + backward + Adam step) per image, synthetic batch."""
         from recon_cli.benchtable import print_table, write_json
         from train.bench import bench_train as run_bench
-
-        from recon_cli.cli.common import int_list
 
         batches = int_list(batch, "--batch")
         rows, env = run_bench([a.strip() for a in arch.split(",") if a.strip()], size=size, batch=batches, device=device,
