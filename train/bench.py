@@ -50,8 +50,7 @@ def bench_train(archs: list[str], *, size: int = 224, batch: int | list[int] = 1
         resolve_device(device)  # an unknown device, or CUDA where there is none: a message, not a traceback
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if device == "auto" else [device]
     batches = [int(batch)] if isinstance(batch, int) else [int(b) for b in batch]
-    for b in batches:  # every size checked before anything is timed
-        load_config(None, {"data.size": size, "optim.batch_size": b})
+    load_config(None, {"data.size": size, "optim.batch_size": min(batches)})  # the smallest is checked before any timing
     model = load_model(model_path)
     layout = CoeffLayout.for_model(model)
     rows = []
@@ -61,8 +60,9 @@ def bench_train(archs: list[str], *, size: int = 224, batch: int | list[int] = 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore" if dev_name != devices[0] else "default")
             objective = build_objective(cfg, model, layout, dev)
+        data_by_batch = {b: synthetic_batch(b, size, dev) for b in batches}
         for batch, amp_spec, arch in [(b, m, a) for b in batches for m in (amp_modes or ["auto"]) for a in archs]:
-            data = synthetic_batch(batch, size, dev)
+            data = data_by_batch[batch]
             amp = resolve_amp(amp_spec, dev)
             torch.manual_seed(0)
             enc = build_encoder(arch, layout, size).to(dev).train()

@@ -228,13 +228,13 @@ def test_freeze_bn_keeps_the_init_statistics_and_trains_the_rest(tiny, tmp_path)
     train(make_cfg(tiny, tmp_path, "base", "optim.max_steps=1", *common))
     ck = tmp_path / "base" / "checkpoints" / "last.pt"
     saved = torch.load(ck, weights_only=True)["state_dict"]
+    stats = [k for k in saved if k.endswith(("running_mean", "running_var"))]
+    scales = [k for k in saved if k.endswith(".weight") and k.replace(".weight", ".running_mean") in saved]
+    assert stats and scales
     for name, frozen in (("frozen", True), ("free", False)):
         train(make_cfg(tiny, tmp_path, name, f"model.init={ck}", "optim.max_steps=2",
                        f"optim.freeze_bn={str(frozen).lower()}", *common))
         after = torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)["state_dict"]
-        stats = [k for k in saved if k.endswith(("running_mean", "running_var"))]
-        scales = [k for k in saved if k.endswith(".weight") and k.replace(".weight", ".running_mean") in saved]
-        assert stats and scales
         same = [torch.equal(after[k], saved[k]) for k in stats]
         assert all(same) if frozen else not any(same), name
         assert any(not torch.equal(after[k], saved[k]) for k in scales), name
