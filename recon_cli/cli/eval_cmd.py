@@ -91,6 +91,10 @@ def aflw2000(
     teacher_mesh: Optional[Path] = typer.Option(None, "--teacher-mesh", help="--inner bfm: MediaPipe's FaceLandmarker "
                                                 "bundle (its canonical face mesh). Default: "
                                                 "DATA/../mediapipe/face_landmarker.task."),
+    calib: str = typer.Option("auto", "--calib", help="--method recon: AFLW's annotation convention for the brows, "
+                              "eyes, mouth and chin (a .aflw21.json of `recon eval calibrate`, fitted on AFLW-train's "
+                              "held-out faces, no benchmark data): auto = WEIGHTS.aflw21.json beside the weights when "
+                              "there is one (the shipped default has one); none = off; or a file."),
     tta: Tta = typer.Option(Tta.none, "--tta", help="--method recon, test-time augmentation: none = one crop (the "
                             "published protocol); flip = also encode the mirror image and average the two sets of 68 "
                             "points (twice the encoder work)."),
@@ -122,7 +126,7 @@ def aflw2000(
         if inner == Contour.bfm:
             teacher = teacher_mesh or default_teacher_path(data)
     predictor, extra = _make_predictor(method, weights, backend, threads, gt_align, template, tta, teacher,
-                                       hidden_jaw=contour == Contour.bfm)
+                                       hidden_jaw=contour == Contour.bfm, calib=calib)
     results = []
     try:
         for c in crops:
@@ -201,11 +205,130 @@ def compare_cmd(
     write_json(json_out, c.to_dict())
 
 
+class Split(str, Enum):
+    val = "val"
+    train = "train"
+    all = "all"
+
+
+@eval_app.command("calibrate")
+def calibrate_cmd(
+    data: Path = typer.Argument(..., help="prepared dataset (`recon prep --pts21`) whose faces carry AFLW's manual 21-point labels."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="the encoder to calibrate (.pt/.onnx/.engine). Default: the shipped weights."),
+    out: Optional[Path] = typer.Option(None, "--out", help="calibration file to write. Default: WEIGHTS.aflw21.json "
+                                       "beside the weights, where `recon eval aflw2000 --calib auto` finds it."),
+    split: Split = typer.Option(Split.val, "--split", help="which faces: val = the held-out split `recon train` makes "
+                                "with these --val-fraction/--split-seed (faces the encoder did not train on); train; all."),
+    val_fraction: float = typer.Option(0.05, "--val-fraction", min=0.0, max=0.99, help="data.val_fraction of the encoder's training run."),
+    split_seed: int = typer.Option(0, "--split-seed", help="data.split_seed of the encoder's training run."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N faces of the split."),
+    contour: Contour = typer.Option(Contour.bfm, "--contour", help="the jaw rule the offsets are fitted on top of (as in `recon eval aflw2000`)."),
+    inner: Contour = typer.Option(Contour.bfm, "--inner", help="the inner-point rule the offsets are fitted on top of (as in `recon eval aflw2000`)."),
+    bfm_template: Optional[Path] = typer.Option(None, "--bfm-template", help="--contour/--inner bfm: the BFM 68-point template "
+                                                "(Deep3DFaceRecon's BFM/similarity_Lm3D_all.mat)."),
+    teacher_mesh: Optional[Path] = typer.Option(None, "--teacher-mesh", help="--inner bfm: MediaPipe's face_landmarker.task."),
+    backend: Backend = typer.Option(Backend.auto, "--backend", help="encoder runtime (auto: by file extension)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="encoder CPU threads."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the per-point table as JSON ('-': stdout only)."),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar."),
+) -> None:
+    """Fit AFLW's annotation convention for the brows, eye corners and centres, mouth corners and centre, and chin: one model-space offset per point (recon_cli/eval/aflw21_calib.py), from the encoder's own predictions against the manual labels of faces it did not train on. No AFLW2000-3D data is used. `recon eval aflw2000` adds the offsets on top of the --contour/--inner rules they were fitted with.
+
+    Example: recon eval calibrate data/aflw --val-fraction 0.04 --bfm-template BFM/similarity_Lm3D_all.mat --teacher-mesh face_landmarker.task
+    """
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from recon_cli.backends import load_backend
+    from recon_cli.benchtable import write_json
+    from recon_cli.errors import InputError
+    from recon_cli.eval import aflw21_calib as ac
+    from recon_cli.eval.aflw2000 import _progress
+    from recon_cli.eval.contour import HiddenContour, inner_settings, load_bfm_template, load_teacher_canonical
+    from recon_cli.eval.predictors import default_weights, no_weights_error
+    from recon_cli.face.io import read_rgb
+    from recon_cli.morphable import load_default_model
+    from recon_cli.pipeline.reconstruct import Reconstructor
+    from train.data import split_ids
+    from train.dataset_format import load_manifest
+
+    w = weights or default_weights()
+    if w is None:
+        raise no_weights_error()
+    if not Path(w).is_file():
+        raise InputError(f"encoder weights not found: {w}", hint="pass --weights FILE (.pt, .onnx or .engine)")
+    need = {"--bfm-template": bfm_template} if Contour.bfm in (contour, inner) else {}
+    if inner == Contour.bfm:
+        need["--teacher-mesh"] = teacher_mesh
+    missing = [k for k, v in need.items() if v is None]
+    if missing:
+        raise InputError(f"--contour/--inner bfm need {' and '.join(missing)}",
+                         hint="pass the files, or --contour model --inner model to fit on the model's own points")
+    header, samples = load_manifest(data)
+    tr, va = split_ids([s.id for s in samples], val_fraction, split_seed)
+    chosen = {"val": va, "train": tr, "all": list(range(len(samples)))}[split.value]
+    faces = [samples[i] for i in chosen if samples[i].pts21 is not None]
+    if limit:
+        faces = faces[:limit]
+    if not faces:
+        raise InputError(f"{data}: no face of the {split.value} split carries pts21 labels",
+                         hint="prepare the dataset with `recon prep IMAGES --pts21 pts21.npy`, or choose --split all")
+    model = load_default_model()
+    cont = None
+    if Contour.bfm in (contour, inner):
+        teacher = load_teacher_canonical(teacher_mesh) if inner == Contour.bfm else None
+        cont = HiddenContour.from_template(model, load_bfm_template(bfm_template), teacher, jaw=contour == Contour.bfm)
+    rec = Reconstructor(load_backend(w, backend=backend.value, threads=threads), model, contour=cont)
+    src = int(header.get("size", rec.size))
+    align = header.get("align", {})
+    if abs(float(align.get("scale", rec.align_cfg.scale)) - rec.align_cfg.scale) > 1e-6:
+        raise InputError(f"{data} was prepared with align scale {align.get('scale')}, the encoder expects {rec.align_cfg.scale}",
+                         hint="calibrate on a dataset prepared with the default alignment")
+
+    class _Face:  # the labels at the encoder's input size
+        def __init__(self, s):
+            self.sample, self.pts21 = s, np.asarray(s.pts21, np.float64) * (rec.size / src)
+
+    def load(f):
+        img = read_rgb(f.sample.crop)
+        if img.shape[0] != rec.size:
+            import cv2
+
+            img = cv2.resize(img, (rec.size, rec.size), interpolation=cv2.INTER_AREA)
+        return img
+
+    console = Console()
+    with _progress(not quiet, len(faces), f"calibrate · {len(faces)} faces") as advance:
+        delta, stats = ac.fit(rec, [_Face(s) for s in faces], load, progress=lambda n: [advance() for _ in range(n)])
+    rules = {"contour": "bfm-hidden" if contour == Contour.bfm else "model",
+             "inner": inner_settings(bfm_template, teacher_mesh if inner == Contour.bfm else None)["rule"]}
+    info = {"weights": Path(w).name, "weights_sha256": ac.weights_digest(w), "rules": rules, "dataset": str(data),
+            "split": {"name": split.value, "val_fraction": val_fraction, "split_seed": split_seed, "limit": limit},
+            "faces": len(faces), **stats,
+            "licence": "derived from the dataset's manual landmarks: the dataset's terms apply (AFLW: research use)"}
+    dest = out or ac.beside(w)
+    ac.Calibration(offsets=ac.expand68(delta), info=info).save(dest)
+    if json_out is not None and str(json_out) == "-":
+        typer.echo(json.dumps(info, indent=2))
+        return
+    t = Table(title=f"AFLW-convention offsets, {len(faces)} faces ({split.value} split); NME % of the face box, this point only")
+    for col in ("AFLW point", "", "faces", "offset x/y/z mm (model)", "before", "after"):
+        t.add_column(col, justify="right")
+    for k, st in stats["points"].items():
+        t.add_row(k, ac.NAMES[int(k) - 1], str(st["faces"]), " ".join(f"{v:+.1f}" for v in st["offset_mm"]),
+                  f"{st['nme_before_pct']:.2f}", f"{st['nme_after_pct']:.2f}")
+    console.print(t)
+    console.print(f"wrote {dest}")
+    write_json(json_out, info)
+
+
 def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],
                     gt_align: GtAlign = GtAlign.mesh, bfm_template: Optional[Path] = None, tta: Tta = Tta.none,
-                    teacher_mesh: Optional[Path] = None, hidden_jaw: bool = True):
+                    teacher_mesh: Optional[Path] = None, hidden_jaw: bool = True, calib: str = "none"):
     """The predictor; ``bfm_template`` (a path) switches on the BFM convention: the hidden contour
-    (``hidden_jaw``) and, with ``teacher_mesh``, the inner points."""
+    (``hidden_jaw``) and, with ``teacher_mesh``, the inner points; ``calib``: auto | none | a
+    ``.aflw21.json`` (:mod:`recon_cli.eval.aflw21_calib`)."""
     from recon_cli.errors import InputError
     from recon_cli.eval import predictors
 
@@ -213,13 +336,23 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
         if tta != Tta.none:
             raise InputError("--tta applies to --method recon only (MediaPipe's points are scored as it gives them)",
                              hint="drop --tta, or use --method recon")
+        if calib not in ("auto", "none"):
+            raise InputError("--calib applies to --method recon only (it is fitted for an encoder)",
+                             hint="drop --calib, or use --method recon")
         return predictors.MediaPipePredictor(bfm_template=bfm_template, teacher_mesh=teacher_mesh), {}
     w = weights or predictors.default_weights()
     if w is None:
         raise predictors.no_weights_error()
+    cal: Optional[Path] = None
+    if calib == "auto":
+        from recon_cli.eval.aflw21_calib import beside
+
+        cal = beside(w) if beside(w).is_file() else None
+    elif calib != "none":
+        cal = Path(calib)
     return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value,
                                      bfm_template=bfm_template, tta=tta.value, teacher_mesh=teacher_mesh,
-                                     hidden_jaw=hidden_jaw), {}
+                                     hidden_jaw=hidden_jaw, calib=cal), {}
 
 
 def register(app: typer.Typer) -> None:

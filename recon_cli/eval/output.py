@@ -32,6 +32,7 @@ def result_row_label(result: EvalResult) -> str:
     extra = "" if tta == "none" else f", TTA {tta}"
     conv = ", BFM contour" if contour == "bfm-hidden" else ""
     conv += ", BFM inner" if inner == "bfm" else ""
+    conv += ", AFLW calib" if s.get("aflw21_calib") else ""
     return f"{s['method']} (crop {s['crop']}, {s['landmarks']} GT{conv}{extra})"
 
 

@@ -125,6 +125,9 @@ class ReconPredictor:
             (:class:`recon_cli.eval.contour.HiddenContour` built for ``model``; ``hidden_jaw=False``
             keeps the model's jaw) and, with ``teacher_mesh`` (MediaPipe's ``face_landmarker.task``),
             the BFM's inner points (:func:`recon_cli.eval.contour.teacher_offsets`).
+        calib: a ``.aflw21.json`` of ``recon eval calibrate`` (:mod:`recon_cli.eval.aflw21_calib`):
+            AFLW's annotation convention for the brows, eyes, mouth and chin, added on top of the
+            two rules above; it must have been fitted for this encoder file and these rules.
         tta: test-time augmentation. ``"none"``: one crop. ``"flip"``: the crop and its mirror
             image (the 5 alignment points mirrored, so the mirrored crop is the mirror of the crop)
             in one encoder batch; the mirror's 68 points are mirrored back (x → W − x, iBUG mirror
@@ -136,7 +139,7 @@ class ReconPredictor:
 
     def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
                  model=None, gt_align: str = "mesh", bfm_template: str | Path | None = None, tta: str = "none",
-                 teacher_mesh: str | Path | None = None, hidden_jaw: bool = True):
+                 teacher_mesh: str | Path | None = None, hidden_jaw: bool = True, calib: str | Path | None = None):
         from recon_cli.backends import load_backend
         from recon_cli.eval.crops import canonical_box_in_crop
         from recon_cli.face.align import template
@@ -159,11 +162,23 @@ class ReconPredictor:
         elif teacher_mesh is not None:
             raise InputError("the inner-point convention needs the BFM template", hint="pass bfm_template")
         jaw_rule = "bfm-hidden" if contour is not None and hidden_jaw else "model"
+        self.inner = inner_settings(bfm_template, teacher_mesh)
+        self.calib = None
+        if calib is not None:  # checked before the encoder loads: a wrong file fails fast
+            from recon_cli.eval.aflw21_calib import Calibration
+            from recon_cli.eval.contour import HiddenContour
+
+            cal = Calibration.load(calib)
+            cal.check(weights, {"contour": jaw_rule, "inner": self.inner["rule"]})
+            if contour is None:
+                contour = HiddenContour(offsets=np.zeros((68, 3)), normals=np.zeros((68, 3)))
+            contour.inner = cal.offsets if contour.inner is None else contour.inner + cal.offsets
+            self.calib = {"file": str(calib), "dataset": cal.info.get("dataset"), "split": cal.info.get("split"),
+                          "faces": cal.info.get("faces")}
         self.weights, self.backend_name = Path(weights), backend
         enc = load_backend(weights, backend=backend, threads=threads)
         self._rec = Reconstructor(enc, model, contour=contour)
         self.contour = {"rule": jaw_rule, "template": None if jaw_rule == "model" else str(bfm_template)}
-        self.inner = inner_settings(bfm_template, teacher_mesh)
         self._target5 = template(self._rec.align_cfg)
         self._box = canonical_box_in_crop(model, self._rec.cam)
         self._lm = FaceLandmarker(LandmarkerConfig(static=True, max_faces=max_faces))
@@ -188,6 +203,7 @@ class ReconPredictor:
                 "tta": self.tta,
                 "contour": self.contour,
                 "inner": self.inner,
+                "aflw21_calib": self.calib,
                 "gt_align_detail": ("FaceMesh landmark model on the 3DDFA ROI box -> 5 points -> alignment"
                                     if self.gt_align == "mesh" else "box only: virtual 5 points (no landmarks)"),
                 "box_in_crop": [round(float(v), 4) for v in self._box],

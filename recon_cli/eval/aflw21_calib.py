@@ -1,0 +1,230 @@
+"""AFLW's annotation convention for the scored 68 points, fitted on AFLW-train's held-out faces.
+
+AFLW2000-3D's ground truth are fits to AFLW photos, whose annotators marked up to 21 points per
+face. Several of those points have the same anatomical definition in the 68-point scheme, but the
+encoder places them where its landmark teacher (MediaPipe's mesh, 300W convention, corrected to
+the BFM's mean face by :func:`recon_cli.eval.contour.teacher_offsets`) puts them. AFLW-train's
+manual labels say where AFLW's annotators put them instead: the brows on their centre line, 3–4 px
+lower than the 300W upper edge at 224 px (:mod:`train.pts21` measured it on the teacher), the outer
+brow ends further in.
+
+:func:`fit` measures that gap on prepared faces with ``pts21`` labels that the encoder has not
+trained on (``recon train``'s own validation split of the dataset, by default): for each AFLW point
+``k`` in :data:`FIT` it finds the model-space offset ``δ_k`` (3-D, metres) that best moves the
+encoder's projected point onto the label,
+
+    min_δ  Σ_faces ρ(‖(label − p(δ)) / s‖),  p(δ) ≈ p(0) + J·R·δ   (J: projection Jacobian, R: head pose)
+
+with ``s`` the face size (√(w·h) of the predicted 68-point box, px) and ρ Huber at 5 % of ``s``
+(iteratively reweighted least squares). Faces at every yaw contribute, so the depth component is
+measured on the turned faces. Left and right points are averaged through the mirror (x negated),
+since the convention is symmetric.
+
+:func:`expand68` turns the 21-point offsets into ``(68, 3)``: brows 17/19/21 and 22/24/26 (18, 20,
+23, 25 take their neighbours' mean), eye corners 36/39/42/45, the eye centre onto 37/38/40/41 and
+43/44/46/47, mouth corners 48/54, the mouth centre onto 62/66, the chin 8. The nose points are
+left alone: AFLW's nose wings sit on the alar crease (the 68's 31/35 on the nostril base) and its
+nose centre on the tip (30), not the same points. The ears have no 68 counterpart.
+
+The offsets are added to the predicted landmarks in model space, on top of the inner-point and
+jaw rules they were fitted with (:attr:`recon_cli.eval.contour.HiddenContour.inner`). They use no
+AFLW2000-3D data. The file (JSON) records the encoder's SHA-256, the rules, the dataset and split,
+and per point the number of faces and the residual before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from recon_cli.errors import InputError
+
+FORMAT = "recon-aflw21-calib/1"
+SUFFIX = ".aflw21.json"  # beside the weights: default.pt → default.aflw21.json
+
+# AFLW point (0-based, image left/right as train.pts21 documents) → {68 landmark: weight}: the
+# projected point compared with the label during the fit.
+FIT: dict[int, dict[int, float]] = {
+    0: {17: 1.0}, 1: {19: 1.0}, 2: {21: 1.0}, 3: {22: 1.0}, 4: {24: 1.0}, 5: {26: 1.0},
+    6: {36: 1.0}, 7: {37: 0.25, 38: 0.25, 40: 0.25, 41: 0.25}, 8: {39: 1.0},
+    9: {42: 1.0}, 10: {43: 0.25, 44: 0.25, 46: 0.25, 47: 0.25}, 11: {45: 1.0},
+    17: {48: 1.0}, 18: {62: 0.5, 66: 0.5}, 19: {54: 1.0}, 20: {8: 1.0},
+}
+#: AFLW's 21 points in its own order (image left/right), for tables.
+NAMES = ("brow outer L", "brow centre L", "brow inner L", "brow inner R", "brow centre R", "brow outer R",
+         "eye outer L", "eye centre L", "eye inner L", "eye inner R", "eye centre R", "eye outer R",
+         "ear L", "nose wing L", "nose centre", "nose wing R", "ear R", "mouth corner L", "mouth centre",
+         "mouth corner R", "chin")
+MIRROR = {0: 5, 1: 4, 2: 3, 6: 11, 7: 10, 8: 9, 17: 19}
+MIRROR.update({v: k for k, v in list(MIRROR.items())})
+# brow points between two AFLW points: the mean of their offsets
+BETWEEN = {18: (0, 1), 20: (1, 2), 23: (3, 4), 25: (4, 5)}
+HUBER = 0.05  # of the face size
+
+
+def weights_digest(path: str | Path) -> str:
+    """SHA-256 of an encoder file (the calibration is valid for that encoder only)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def point_jacobians(lm_model: np.ndarray, R: np.ndarray, trans: np.ndarray, cam) -> tuple[np.ndarray, np.ndarray]:
+    """Projected points and their derivative by a model-space offset.
+
+    ``lm_model (N, 68, 3)`` m, ``R (N, 3, 3)``, ``trans (N, 3)`` m, ``cam`` the crop camera
+    (:class:`recon_cli.render.camera.CameraConfig`) → ``uv (N, 68, 2)`` crop px and
+    ``d uv / d δ (N, 68, 2, 3)`` px per metre (world = ``R·(v + δ) + t``; :func:`recon_cli.render.camera.project`).
+    """
+    w = np.einsum("bvj,bij->bvi", lm_model, R) + trans[:, None]
+    z = cam.distance - w[..., 2]
+    uv = np.stack([cam.cx + cam.focal * w[..., 0] / z, cam.cy - cam.focal * w[..., 1] / z], -1)
+    J = np.zeros(w.shape[:2] + (2, 3))
+    J[..., 0, 0] = cam.focal / z
+    J[..., 0, 2] = cam.focal * w[..., 0] / z ** 2
+    J[..., 1, 1] = -cam.focal / z
+    J[..., 1, 2] = -cam.focal * w[..., 1] / z ** 2
+    return uv, np.einsum("bvij,bjk->bvik", J, R)
+
+
+@dataclass
+class Rows:
+    """Linearised residuals per AFLW point: ``A[k]`` list of ``(2, 3)``, ``r[k]`` list of ``(2,)``, both / face size."""
+
+    A: dict[int, list] = field(default_factory=lambda: {k: [] for k in FIT})
+    r: dict[int, list] = field(default_factory=lambda: {k: [] for k in FIT})
+
+    def add(self, uv: np.ndarray, duv: np.ndarray, labels: np.ndarray) -> None:
+        """One batch: ``uv (N, 68, 2)``, ``duv (N, 68, 2, 3)`` (:func:`point_jacobians`), ``labels (N, 21, 2)`` crop px, NaN = invisible."""
+        size = np.sqrt(np.prod(uv.max(1) - uv.min(1), 1))
+        for b in range(len(uv)):
+            for k, combo in FIT.items():
+                if not np.isfinite(labels[b, k]).all():
+                    continue
+                p = sum(a * uv[b, j] for j, a in combo.items())
+                d = sum(a * duv[b, j] for j, a in combo.items())
+                self.A[k].append(d / size[b])
+                self.r[k].append((labels[b, k] - p) / size[b])
+
+
+def solve(A: np.ndarray, r: np.ndarray, iters: int = 10, ridge: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Huber IRLS for one point: ``A (n, 2, 3)``, ``r (n, 2)`` → ``δ (3,)`` and the final residual norms ``(n,)``."""
+    w = np.ones(len(r))
+    d = np.zeros(3)
+    for _ in range(iters):
+        M = np.einsum("n,nij,nik->jk", w, A, A) + ridge * len(r) * np.eye(3)
+        d = np.linalg.solve(M, np.einsum("n,nij,ni->j", w, A, r))
+        e = np.linalg.norm(r - A @ d, axis=1)
+        w = np.minimum(1.0, HUBER / np.maximum(e, 1e-12))
+    return d, np.linalg.norm(r - A @ d, axis=1)
+
+
+def symmetrise(delta: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Average each left/right pair through the mirror (model x negated); unpaired points as they are."""
+    flip = np.array([-1.0, 1.0, 1.0])
+    return {k: (v + flip * delta[MIRROR[k]]) / 2 if k in MIRROR else v for k, v in delta.items()}
+
+
+def expand68(delta: dict[int, np.ndarray]) -> np.ndarray:
+    """AFLW-point offsets (symmetrised) → ``(68, 3)`` metres, model space; zero where no point maps."""
+    out = np.zeros((68, 3))
+    for k, combo in FIT.items():
+        out[list(combo)] = delta[k]
+    for j, (a, b) in BETWEEN.items():
+        out[j] = (delta[a] + delta[b]) / 2
+    return out
+
+
+@dataclass
+class Calibration:
+    """A fitted calibration: ``offsets (68, 3)`` metres in model space plus its provenance."""
+
+    offsets: np.ndarray
+    info: dict[str, Any]
+
+    def check(self, weights: str | Path, rules: dict[str, str]) -> None:
+        """InputError unless made for this encoder file and these scoring rules (``{"contour", "inner"}``)."""
+        src = self.info.get("path", "the calibration")
+        if self.info.get("weights_sha256") != weights_digest(weights):
+            raise InputError(f"{src} was fitted for another encoder than {weights}",
+                             hint=f"fit one with `recon eval calibrate DATASET --weights {weights}`, or pass --calib none")
+        fitted = self.info.get("rules", {})
+        if any(fitted.get(k) != v for k, v in rules.items()):
+            raise InputError(f"{src} was fitted with the scoring rules {fitted}, not {rules}",
+                             hint="use the same --contour/--inner as the fit, or pass --calib none")
+
+    def save(self, path: str | Path) -> Path:
+        from recon_cli.atomic import atomic_write_text
+
+        doc = {"format": FORMAT, **{k: v for k, v in self.info.items() if k != "path"},
+               "offsets_mm": np.round(self.offsets * 1000, 4).tolist()}
+        atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Calibration":
+        path = Path(path)
+        hint = "fit one with `recon eval calibrate DATASET --weights W`, or pass --calib none"
+        if not path.is_file():
+            raise InputError(f"calibration file not found: {path}", hint=hint)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            off = np.asarray(doc["offsets_mm"], np.float64) / 1000
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{path}: not a calibration file ({type(e).__name__}: {e})", hint=hint) from None
+        if doc.get("format") != FORMAT or off.shape != (68, 3) or not np.isfinite(off).all():
+            raise InputError(f"{path}: not a {FORMAT} file with 68×3 finite offsets", hint=hint)
+        info = {k: v for k, v in doc.items() if k not in ("format", "offsets_mm")}
+        info["path"] = str(path)
+        return cls(offsets=off, info=info)
+
+
+def beside(weights: str | Path) -> Path:
+    """Where a calibration for ``weights`` lives by default: ``W.pt`` → ``W.aflw21.json``."""
+    w = Path(weights)
+    return w.with_name(w.stem + SUFFIX)
+
+
+def fit(rec, samples: list, load: Callable[[Any], np.ndarray], batch: int = 32,
+        progress: Callable[[int], None] | None = None) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
+    """Fit the offsets with a :class:`recon_cli.pipeline.reconstruct.Reconstructor` ``rec`` whose
+    ``contour`` holds the scoring rules. ``samples``: objects with ``pts21 (21, 2)`` crop px;
+    ``load(sample)`` → ``(S, S, 3) uint8`` RGB crop at the encoder's size.
+
+    Returns the symmetrised offsets per AFLW point (metres) and per-point statistics."""
+    from recon_cli.render.camera import euler_to_rotation
+
+    rows = Rows()
+    for s0 in range(0, len(samples), batch):
+        part = samples[s0:s0 + batch]
+        parts = rec.layout.split(rec.encode(np.stack([load(s) for s in part])))
+        n = len(part)
+        lm = (rec._lm_mean[None] + parts["id"] @ rec._lm_id + parts["exp"] @ rec._lm_exp).reshape(n, 68, 3)
+        R = euler_to_rotation(parts["angles"].astype(np.float64))
+        t = parts["trans"].astype(np.float64)
+        lm = np.asarray(lm, np.float64)
+        if rec.contour is not None:
+            lm = rec.contour.apply(lm, R, t, rec.cam.distance)
+        uv, duv = point_jacobians(lm, R, t, rec.cam)
+        rows.add(uv, duv, np.stack([np.asarray(s.pts21, np.float64) for s in part]))
+        if progress:
+            progress(n)
+    raw, stats = {}, {}
+    for k in FIT:
+        if len(rows.r[k]) < 10:
+            raise InputError(f"only {len(rows.r[k])} faces label AFLW point {k + 1}; the fit needs at least 10",
+                             hint="use a larger split (--split all) or a dataset prepared with --pts21")
+        A, r = np.asarray(rows.A[k]), np.asarray(rows.r[k])
+        raw[k], after = solve(A, r)
+        stats[str(k + 1)] = {"faces": len(r), "nme_before_pct": round(float(np.linalg.norm(r, axis=1).mean() * 100), 3),
+                             "nme_after_pct": round(float(after.mean() * 100), 3),
+                             "offset_mm": np.round(raw[k] * 1000, 3).tolist()}
+    return symmetrise(raw), {"points": stats, "fitted": time.strftime("%Y-%m-%dT%H:%M:%S")}
