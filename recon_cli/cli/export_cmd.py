@@ -113,6 +113,12 @@ def register(app: typer.Typer) -> None:
         if mm is not None and not report["landmark_check"]:
             console.print(f"[yellow]note:[/] the morphable model {mm.name!r} does not fit the encoder head "
                           f"(trained for {meta.get('model_name')}): parity was checked on coefficients only; pass --model")
+        if not untrained:  # the source's AFLW calibration (recon eval --calib auto) follows each exported file
+            from recon_cli.eval.aflw21_calib import carry
+            from recon_cli.paths import WEIGHTS_DIR
+
+            src = weights or WEIGHTS_DIR / "default.pt"
+            report["aflw21_calib"] = {p: str(c) for p, f in report["files"].items() if (c := carry(src, f)) is not None}
         for prec, path in report["files"].items():
             lat = report["latency_ms"].get(f"onnx-{prec}") or report["latency_ms"].get(f"tensorrt-{opts.trt_precision}")
             extra = f"  (batch 1: {lat['median_ms']:.2f} ms median)" if lat else ""

@@ -46,7 +46,7 @@ import numpy as np
 from recon_cli.errors import InputError
 
 FORMAT = "recon-aflw21-calib/1"
-SUFFIX = ".aflw21.json"  # beside the weights: default.pt → default.aflw21.json
+SUFFIX = ".aflw21.json"  # beside the weights: default.pt → default.pt.aflw21.json
 
 # AFLW point (0-based, image left/right as train.pts21 documents) → {68 landmark: weight}: the
 # projected point compared with the label during the fit.
@@ -188,9 +188,26 @@ class Calibration:
 
 
 def beside(weights: str | Path) -> Path:
-    """Where a calibration for ``weights`` lives by default: ``W.pt`` → ``W.aflw21.json``."""
+    """Where a calibration for ``weights`` lives by default: ``W.pt`` → ``W.pt.aflw21.json`` (the full
+    name, so that ``W.onnx`` and ``W.engine`` of one export each have their own)."""
     w = Path(weights)
-    return w.with_name(w.stem + SUFFIX)
+    return w.with_name(w.name + SUFFIX)
+
+
+def carry(src_weights: str | Path, dst_weights: str | Path) -> Path | None:
+    """Copy the calibration of ``src_weights`` (when one is beside it and was fitted for that very
+    file) to ``dst_weights`` (an export of the same encoder, e.g. ONNX), re-keyed to the new file's
+    digest and recording where it came from; returns the path written, or None."""
+    src = beside(src_weights)
+    if not src.is_file():
+        return None
+    cal = Calibration.load(src)
+    digest = weights_digest(src_weights)
+    if cal.info.get("weights_sha256") != digest:
+        return None  # stale: fitted for another file
+    info = {**cal.info, "weights": Path(dst_weights).name, "weights_sha256": weights_digest(dst_weights),
+            "carried_from": {"weights": Path(src_weights).name, "weights_sha256": digest}}
+    return Calibration(cal.offsets, info).save(beside(dst_weights))
 
 
 def fit(rec, samples: list, load: Callable[[Any], np.ndarray], batch: int = 32,

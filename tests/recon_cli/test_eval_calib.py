@@ -87,7 +87,7 @@ def test_calibration_round_trips_and_refuses_another_encoder(tmp_path):
     off = np.random.default_rng(0).normal(0, 0.003, (68, 3))
     rules = {"contour": "bfm-hidden", "inner": "bfm"}
     path = ac.Calibration(off, {"weights_sha256": ac.weights_digest(enc), "rules": rules}).save(ac.beside(enc))
-    assert path == tmp_path / "a.aflw21.json"
+    assert path == tmp_path / "a.pt.aflw21.json"
     cal = ac.Calibration.load(path)
     np.testing.assert_allclose(cal.offsets, off, atol=1e-7)
     cal.check(enc, rules)
@@ -100,6 +100,23 @@ def test_calibration_round_trips_and_refuses_another_encoder(tmp_path):
         ac.Calibration.load(tmp_path / "bad.json")
     with pytest.raises(InputError, match="not found"):
         ac.Calibration.load(tmp_path / "nope.json")
+
+
+def test_carry_follows_an_export_and_skips_a_stale_file(tmp_path):
+    src, dst = tmp_path / "w.pt", tmp_path / "w.onnx"
+    src.write_bytes(b"checkpoint")
+    dst.write_bytes(b"exported graph")
+    assert ac.carry(src, dst) is None  # nothing beside the source
+    off = np.full((68, 3), 0.001)
+    ac.Calibration(off, {"weights_sha256": ac.weights_digest(src), "rules": {"inner": "bfm"}}).save(ac.beside(src))
+    got = ac.Calibration.load(ac.carry(src, dst))
+    assert ac.beside(dst).name == "w.onnx.aflw21.json"
+    got.check(dst, {"inner": "bfm"})  # valid for the export
+    assert got.info["carried_from"]["weights_sha256"] == ac.weights_digest(src)
+    np.testing.assert_allclose(got.offsets, off)
+    src.write_bytes(b"retrained checkpoint")  # the calibration beside it is now stale
+    ac.beside(dst).unlink()
+    assert ac.carry(src, dst) is None and not ac.beside(dst).exists()
 
 
 @pytest.mark.data
