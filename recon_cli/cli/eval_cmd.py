@@ -271,9 +271,15 @@ def calibrate_cmd(
     faces = [samples[i] for i in chosen if samples[i].pts21 is not None]
     if limit:
         faces = faces[:limit]
+    if not chosen:
+        raise InputError(f"{data}: the {split.value} split is empty (--val-fraction {val_fraction})",
+                         hint="give the --val-fraction of the encoder's training run, or choose --split all")
     if not faces:
-        raise InputError(f"{data}: no face of the {split.value} split carries pts21 labels",
-                         hint="prepare the dataset with `recon prep IMAGES --pts21 pts21.npy`, or choose --split all")
+        raise InputError(f"{data}: none of the {len(chosen)} faces of the {split.value} split carries pts21 labels",
+                         hint="prepare the dataset with `recon prep IMAGES --pts21 pts21.npy`")
+    dest = out or ac.beside(w)
+    if dest.exists() and not dest.is_file() or dest.parent.exists() and not dest.parent.is_dir():
+        raise InputError(f"cannot write {dest}: not a file path", hint="pass --out FILE.aflw21.json in a writable folder")
     model = load_default_model()
     cont = None
     if Contour.bfm in (contour, inner):
@@ -307,7 +313,6 @@ def calibrate_cmd(
             "split": {"name": split.value, "val_fraction": val_fraction, "split_seed": split_seed, "limit": limit},
             "faces": len(faces), **stats,
             "licence": "derived from the dataset's manual landmarks: the dataset's terms apply (AFLW: research use)"}
-    dest = out or ac.beside(w)
     ac.Calibration(offsets=ac.expand68(delta), info=info).save(dest)
     if json_out is not None and str(json_out) == "-":
         typer.echo(json.dumps(info, indent=2))

@@ -217,23 +217,14 @@ def fit(rec, samples: list, load: Callable[[Any], np.ndarray], batch: int = 32,
     ``load(sample)`` → ``(S, S, 3) uint8`` RGB crop at the encoder's size.
 
     Returns the symmetrised offsets per AFLW point (metres) and per-point statistics."""
-    from recon_cli.render.camera import euler_to_rotation
-
     rows = Rows()
     for s0 in range(0, len(samples), batch):
         part = samples[s0:s0 + batch]
-        parts = rec.layout.split(rec.encode(np.stack([load(s) for s in part])))
-        n = len(part)
-        lm = (rec._lm_mean[None] + parts["id"] @ rec._lm_id + parts["exp"] @ rec._lm_exp).reshape(n, 68, 3)
-        R = euler_to_rotation(parts["angles"].astype(np.float64))
-        t = parts["trans"].astype(np.float64)
-        lm = np.asarray(lm, np.float64)
-        if rec.contour is not None:
-            lm = rec.contour.apply(lm, R, t, rec.cam.distance)
+        lm, R, t = rec.landmarks_model(rec.encode(np.stack([load(s) for s in part])))
         uv, duv = point_jacobians(lm, R, t, rec.cam)
         rows.add(uv, duv, np.stack([np.asarray(s.pts21, np.float64) for s in part]))
         if progress:
-            progress(n)
+            progress(len(part))
     raw, stats = {}, {}
     for k in FIT:
         if len(rows.r[k]) < 10:

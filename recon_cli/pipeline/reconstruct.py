@@ -197,6 +197,20 @@ class Reconstructor:
         out = [self.backend(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
         return np.concatenate(out, 0).astype(np.float32, copy=False)
 
+    def landmarks_model(self, coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Coefficients ``(N, total)`` → the 68 landmarks in model space ``(N, 68, 3)`` m (the scoring
+        convention of :attr:`contour` applied when set), head rotations ``R (N, 3, 3)`` and
+        translations ``(N, 3)`` m: world = ``R·v + t`` in the crop camera's frame."""
+        parts = self.layout.split(np.asarray(coeffs, dtype=np.float32))
+        n = len(coeffs)
+        lm = (self._lm_mean[None] + parts["id"] @ self._lm_id + parts["exp"] @ self._lm_exp).reshape(n, 68, 3)
+        R = euler_to_rotation(parts["angles"].astype(np.float64))
+        trans = parts["trans"].astype(np.float64)
+        lm = np.asarray(lm, dtype=np.float64)
+        if self.contour is not None:
+            lm = self.contour.apply(lm, R, trans, self.cam.distance)
+        return lm, R, trans
+
     def build(self, coeffs: np.ndarray, Ms: np.ndarray, *, scores=None, bboxes=None, track_ids=None,
               dense: bool = True) -> list[Reconstruction]:
         """Coefficients ``(N, total)`` + similarities ``Ms (N, 2, 3)`` → reconstructions.

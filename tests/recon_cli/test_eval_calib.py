@@ -188,3 +188,34 @@ def test_calibrate_cli_on_aflw_crops_then_eval_uses_it(shared_data, tmp_path, ca
     cap = capsys.readouterr()
     got = " ".join((cap.out + cap.err).split())
     assert e.value.code == 2 and "--bfm-template" in got
+
+
+def test_landmarks_model_projects_to_what_build_returns():
+    """The calibration's decode (Reconstructor.landmarks_model + point_jacobians) and the pipeline's
+    (Reconstructor.build) put the 68 points at the same crop pixels, scoring rules included."""
+    pytest.importorskip("torch")
+    from recon_cli.backends import load_backend
+    from recon_cli.eval.contour import HiddenContour
+    from recon_cli.eval.predictors import default_weights
+    from recon_cli.morphable import load_default_model
+    from recon_cli.pipeline.reconstruct import Reconstructor
+
+    w = default_weights()
+    if w is None:
+        pytest.skip("no shipped weights")
+    model = load_default_model()
+    rng = np.random.default_rng(0)
+    inner = rng.normal(0, 0.003, (68, 3))
+    contour = HiddenContour(offsets=np.zeros((68, 3)), normals=np.zeros((68, 3)), inner=inner)
+    rec = Reconstructor(load_backend(w), model, contour=contour)
+    coeffs = rng.normal(0, 0.3, (3, rec.layout.total)).astype(np.float32)
+    coeffs[:, rec.layout.slices["angles"]] = rng.uniform(-0.8, 0.8, (3, 3))
+    coeffs[:, rec.layout.slices["trans"]] = rng.uniform(-0.02, 0.02, (3, 3))
+    lm, R, t = rec.landmarks_model(coeffs)
+    uv, _ = ac.point_jacobians(lm, R, t, rec.cam)
+    M = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    for i, r in enumerate(rec.build(coeffs, np.stack([M] * 3), dense=False)):
+        np.testing.assert_allclose(uv[i], r.lm68_crop, atol=1e-3)
+    rec.contour = None  # and the rules do move the points
+    lm0, _, _ = rec.landmarks_model(coeffs)
+    np.testing.assert_allclose(lm - lm0, np.broadcast_to(inner, lm.shape), atol=1e-9)
