@@ -93,8 +93,9 @@ def aflw2000(
                                                 "DATA/../mediapipe/face_landmarker.task."),
     calib: str = typer.Option("auto", "--calib", help="--method recon: AFLW's annotation convention for the brows, "
                               "eyes, mouth and chin (a .aflw21.json of `recon eval calibrate`, fitted on AFLW-train's "
-                              "held-out faces, no benchmark data): auto = WEIGHTS.aflw21.json beside the weights (default.pt → default.pt.aflw21.json) when "
-                              "there is one (the shipped default has one); none = off; or a file."),
+                              "held-out faces, no benchmark data): auto = WEIGHTS.aflw21.json beside the weights "
+                              "(default.pt → default.pt.aflw21.json) when there is one (the shipped default has "
+                              "one); none = off; or a file."),
     tta: Tta = typer.Option(Tta.none, "--tta", help="--method recon, test-time augmentation: none = one crop (the "
                             "published protocol); flip = also encode the mirror image and average the two sets of 68 "
                             "points (twice the encoder work)."),
