@@ -91,11 +91,12 @@ def aflw2000(
     teacher_mesh: Optional[Path] = typer.Option(None, "--teacher-mesh", help="--inner bfm: MediaPipe's FaceLandmarker "
                                                 "bundle (its canonical face mesh). Default: "
                                                 "DATA/../mediapipe/face_landmarker.task."),
-    calib: str = typer.Option("auto", "--calib", help="--method recon: AFLW's annotation convention for the brows, "
-                              "eyes, mouth and chin (a .aflw21.json of `recon eval calibrate`, fitted on AFLW-train's "
-                              "held-out faces, no benchmark data): auto = WEIGHTS.aflw21.json beside the weights "
+    calib: str = typer.Option("auto", "--calib", help="AFLW's annotation convention for the brows, eyes, mouth and "
+                              "chin (a .aflw21.json of `recon eval calibrate`, fitted on AFLW-train's held-out faces, "
+                              "no benchmark data): auto = --method recon: WEIGHTS.aflw21.json beside the weights "
                               "(default.pt → default.pt.aflw21.json) when there is one (the shipped default has "
-                              "one); none = off; or a file."),
+                              "one), --method mediapipe: recon_cli/weights/mediapipe.aflw21.json (shipped); none = "
+                              "off; or a file fitted for that method."),
     tta: Tta = typer.Option(Tta.none, "--tta", help="--method recon, test-time augmentation: none = one crop (the "
                             "published protocol); flip = also encode the mirror image and average the two sets of 68 "
                             "points (twice the encoder work)."),
@@ -215,9 +216,12 @@ class Split(str, Enum):
 @eval_app.command("calibrate")
 def calibrate_cmd(
     data: Path = typer.Argument(..., help="prepared dataset (`recon prep --pts21`) whose faces carry AFLW's manual 21-point labels."),
+    method: Method = typer.Option(Method.recon, "--method", help="recon: the encoder's points; mediapipe: MediaPipe's "
+                                  "own points (the baseline of `recon eval aflw2000 --method mediapipe`, needs --out)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="the encoder to calibrate (.pt/.onnx/.engine). Default: the shipped weights."),
-    out: Optional[Path] = typer.Option(None, "--out", help="calibration file to write. Default: WEIGHTS.aflw21.json "
-                                       "beside the weights, where `recon eval aflw2000 --calib auto` finds it."),
+    out: Optional[Path] = typer.Option(None, "--out", help="calibration file to write. Default (--method recon): "
+                                       "WEIGHTS.aflw21.json beside the weights, where `recon eval aflw2000 --calib "
+                                       "auto` finds it."),
     split: Split = typer.Option(Split.val, "--split", help="which faces: val = the held-out split `recon train` makes "
                                 "with these --val-fraction/--split-seed (faces the encoder did not train on); train; all."),
     val_fraction: float = typer.Option(0.05, "--val-fraction", min=0.0, max=0.99, help="data.val_fraction of the encoder's training run."),
@@ -246,7 +250,8 @@ def calibrate_cmd(
     from recon_cli.errors import InputError
     from recon_cli.eval import aflw21_calib as ac
     from recon_cli.eval.aflw2000 import _progress
-    from recon_cli.eval.contour import HiddenContour, inner_settings, load_bfm_template, load_teacher_canonical
+    from recon_cli.eval.contour import (HiddenContour, TeacherInner, inner_settings, load_bfm_template,
+                                        load_teacher_canonical)
     from recon_cli.eval.predictors import default_weights, no_weights_error
     from recon_cli.face.io import read_rgb
     from recon_cli.morphable import load_default_model
@@ -254,11 +259,22 @@ def calibrate_cmd(
     from train.data import split_ids
     from train.dataset_format import load_manifest
 
-    w = weights or default_weights()
-    if w is None:
-        raise no_weights_error()
-    if not Path(w).is_file():
-        raise InputError(f"encoder weights not found: {w}", hint="pass --weights FILE (.pt, .onnx or .engine)")
+    mp = method == Method.mediapipe
+    w = None
+    if mp:
+        if out is None:
+            raise InputError("--method mediapipe has no weights to write the calibration beside",
+                             hint="pass --out FILE.aflw21.json, then `recon eval aflw2000 --method mediapipe --calib FILE`")
+        if inner != Contour.bfm:
+            raise InputError("a MediaPipe calibration is fitted on top of the BFM inner-point convention",
+                             hint="use --inner bfm (the default) with --bfm-template and --teacher-mesh")
+        contour = Contour.model  # the jaw rule is the encoder's; MediaPipe's jaw is scored as it is
+    else:
+        w = weights or default_weights()
+        if w is None:
+            raise no_weights_error()
+        if not Path(w).is_file():
+            raise InputError(f"encoder weights not found: {w}", hint="pass --weights FILE (.pt, .onnx or .engine)")
     need = {"--bfm-template": bfm_template} if Contour.bfm in (contour, inner) else {}
     if inner == Contour.bfm:
         need["--teacher-mesh"] = teacher_mesh
@@ -281,36 +297,46 @@ def calibrate_cmd(
     dest = out or ac.beside(w)
     if dest.exists() and not dest.is_file() or dest.parent.exists() and not dest.parent.is_dir():
         raise InputError(f"cannot write {dest}: not a file path", hint="pass --out FILE.aflw21.json in a writable folder")
-    model = load_default_model()
-    cont = None
-    if Contour.bfm in (contour, inner):
-        teacher = load_teacher_canonical(teacher_mesh) if inner == Contour.bfm else None
-        cont = HiddenContour.from_template(model, load_bfm_template(bfm_template), teacher, jaw=contour == Contour.bfm)
-    rec = Reconstructor(load_backend(w, backend=backend.value, threads=threads), model, contour=cont)
-    src = int(header.get("size", rec.size))
-    align = header.get("align", {})
-    if abs(float(align.get("scale", rec.align_cfg.scale)) - rec.align_cfg.scale) > 1e-6:
-        raise InputError(f"{data} was prepared with align scale {align.get('scale')}, the encoder expects {rec.align_cfg.scale}",
-                         hint="calibrate on a dataset prepared with the default alignment")
-
-    class _Face:  # the labels at the encoder's input size
-        def __init__(self, s):
-            self.sample, self.pts21 = s, np.asarray(s.pts21, np.float64) * (rec.size / src)
-
-    def load(f):
-        img = read_rgb(f.sample.crop)
-        if img.shape[0] != rec.size:
-            import cv2
-
-            img = cv2.resize(img, (rec.size, rec.size), interpolation=cv2.INTER_AREA)
-        return img
-
+    template = load_bfm_template(bfm_template) if need else None
+    teacher = load_teacher_canonical(teacher_mesh) if inner == Contour.bfm else None
     console = Console()
-    with _progress(not quiet, len(faces), f"calibrate · {len(faces)} faces") as advance:
-        delta, stats = ac.fit(rec, [_Face(s) for s in faces], load, progress=lambda n: [advance() for _ in range(n)])
-    rules = {"contour": "bfm-hidden" if contour == Contour.bfm else "model",
-             "inner": inner_settings(bfm_template, teacher_mesh if inner == Contour.bfm else None)["rule"]}
-    info = {"weights": Path(w).name, "weights_sha256": ac.weights_digest(w), "rules": rules, "dataset": str(data),
+    bar = _progress(not quiet, len(faces), f"calibrate · {method.value} · {len(faces)} faces")
+    if mp:
+        with bar as advance:
+            delta, stats = ac.fit_mediapipe(faces, lambda s: read_rgb(s.crop), TeacherInner.from_template(template, teacher),
+                                            progress=lambda n: advance())
+        rules = {"inner": "bfm"}
+        ident = {"weights": "mediapipe", "weights_sha256": ac.mediapipe_digest()}
+    else:
+        model = load_default_model()
+        cont = None
+        if need:
+            cont = HiddenContour.from_template(model, template, teacher, jaw=contour == Contour.bfm)
+        rec = Reconstructor(load_backend(w, backend=backend.value, threads=threads), model, contour=cont)
+        src = int(header.get("size", rec.size))
+        align = header.get("align", {})
+        if abs(float(align.get("scale", rec.align_cfg.scale)) - rec.align_cfg.scale) > 1e-6:
+            raise InputError(f"{data} was prepared with align scale {align.get('scale')}, the encoder expects "
+                             f"{rec.align_cfg.scale}", hint="calibrate on a dataset prepared with the default alignment")
+
+        class _Face:  # the labels at the encoder's input size
+            def __init__(self, s):
+                self.sample, self.pts21 = s, np.asarray(s.pts21, np.float64) * (rec.size / src)
+
+        def load(f):
+            img = read_rgb(f.sample.crop)
+            if img.shape[0] != rec.size:
+                import cv2
+
+                img = cv2.resize(img, (rec.size, rec.size), interpolation=cv2.INTER_AREA)
+            return img
+
+        with bar as advance:
+            delta, stats = ac.fit(rec, [_Face(s) for s in faces], load, progress=lambda n: [advance() for _ in range(n)])
+        rules = {"contour": "bfm-hidden" if contour == Contour.bfm else "model",
+                 "inner": inner_settings(bfm_template, teacher_mesh if inner == Contour.bfm else None)["rule"]}
+        ident = {"weights": Path(w).name, "weights_sha256": ac.weights_digest(w)}
+    info = {"method": method.value, **ident, "rules": rules, "dataset": str(data),
             "split": {"name": split.value, "val_fraction": val_fraction, "split_seed": split_seed, "limit": limit},
             "faces": len(faces), **stats,
             "licence": "derived from the dataset's manual landmarks: the dataset's terms apply (AFLW: research use)"}
@@ -318,8 +344,10 @@ def calibrate_cmd(
     if json_out is not None and str(json_out) == "-":
         typer.echo(json.dumps(info, indent=2))
         return
-    t = Table(title=f"AFLW-convention offsets, {len(faces)} faces ({split.value} split); NME % of the face box, this point only")
-    for col in ("AFLW point", "", "faces", "offset x/y/z mm (model)", "before", "after"):
+    frame = "MediaPipe canonical" if mp else "model"
+    t = Table(title=f"AFLW-convention offsets, {method.value}, {len(faces)} faces ({split.value} split); "
+                    "NME % of the face box, this point only")
+    for col in ("AFLW point", "", "faces", f"offset x/y/z mm ({frame})", "before", "after"):
         t.add_column(col, justify="right")
     for k, st in stats["points"].items():
         t.add_row(k, ac.NAMES[int(k) - 1], str(st["faces"]), " ".join(f"{v:+.1f}" for v in st["offset_mm"]),
@@ -342,10 +370,14 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
         if tta != Tta.none:
             raise InputError("--tta applies to --method recon only (MediaPipe's points are scored as it gives them)",
                              hint="drop --tta, or use --method recon")
-        if calib not in ("auto", "none"):
-            raise InputError("--calib applies to --method recon only (it is fitted for an encoder)",
-                             hint="drop --calib, or use --method recon")
-        return predictors.MediaPipePredictor(bfm_template=bfm_template, teacher_mesh=teacher_mesh), {}
+        cal = None if calib in ("auto", "none") else Path(calib)
+        if calib == "auto":  # the baseline's own, shipped beside the default encoder's
+            from recon_cli.eval.aflw21_calib import MEDIAPIPE_NAME
+            from recon_cli.paths import WEIGHTS_DIR
+
+            cal = WEIGHTS_DIR / MEDIAPIPE_NAME if (WEIGHTS_DIR / MEDIAPIPE_NAME).is_file() else None
+        return predictors.MediaPipePredictor(bfm_template=bfm_template, teacher_mesh=teacher_mesh, calib=cal,
+                                             calib_auto=calib == "auto"), {}
     w = weights or predictors.default_weights()
     if w is None:
         raise predictors.no_weights_error()
@@ -358,7 +390,7 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
         cal = Path(calib)
     return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value,
                                      bfm_template=bfm_template, tta=tta.value, teacher_mesh=teacher_mesh,
-                                     hidden_jaw=hidden_jaw, calib=cal), {}
+                                     hidden_jaw=hidden_jaw, calib=cal, calib_auto=calib == "auto"), {}
 
 
 def register(app: typer.Typer) -> None:

@@ -66,6 +66,8 @@ MIRROR.update({v: k for k, v in list(MIRROR.items())})
 # brow points between two AFLW points: the mean of their offsets
 BETWEEN = {18: (0, 1), 20: (1, 2), 23: (3, 4), 25: (4, 5)}
 HUBER = 0.05  # of the face size
+MEDIAPIPE_NAME = "mediapipe.aflw21.json"  # the baseline's, shipped in recon_cli/weights
+CANONICAL_M = 100.0  # MediaPipe's canonical face is in cm: canonical units per metre
 
 
 def weights_digest(path: str | Path) -> str:
@@ -75,6 +77,13 @@ def weights_digest(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def mediapipe_digest() -> str:
+    """The identity of the ``mediapipe`` method's predictor: the MediaPipe release (its models ship inside it)."""
+    import mediapipe
+
+    return hashlib.sha256(f"mediapipe=={mediapipe.__version__} face mesh".encode()).hexdigest()
 
 
 def point_jacobians(lm_model: np.ndarray, R: np.ndarray, trans: np.ndarray, cam) -> tuple[np.ndarray, np.ndarray]:
@@ -150,15 +159,23 @@ class Calibration:
     offsets: np.ndarray
     info: dict[str, Any]
 
-    def check(self, weights: str | Path, rules: dict[str, str]) -> None:
-        """InputError unless made for this encoder file and these scoring rules (``{"contour", "inner"}``)."""
-        src = self.info.get("path", "the calibration")
-        if self.info.get("weights_sha256") != weights_digest(weights):
-            raise InputError(f"{src} was fitted for another encoder than {weights}",
-                             hint=f"fit one with `recon eval calibrate DATASET --weights {weights}`, or pass --calib none")
+    def fits_rules(self, rules: dict[str, str]) -> bool:
+        """Whether it was fitted on top of these scoring rules (``--calib auto`` applies it only then)."""
         fitted = self.info.get("rules", {})
-        if any(fitted.get(k) != v for k, v in rules.items()):
-            raise InputError(f"{src} was fitted with the scoring rules {fitted}, not {rules}",
+        return all(fitted.get(k) == v for k, v in rules.items())
+
+    def check(self, weights: str | Path | None, rules: dict[str, str]) -> None:
+        """InputError unless made for this encoder file (None: MediaPipe's own points, the ``mediapipe``
+        method) and these scoring rules (``{"contour", "inner"}``)."""
+        src = self.info.get("path", "the calibration")
+        digest = mediapipe_digest() if weights is None else weights_digest(weights)
+        if self.info.get("weights_sha256") != digest:
+            what = "MediaPipe's points" if weights is None else str(weights)
+            how = "--method mediapipe --out FILE" if weights is None else f"--weights {weights}"
+            raise InputError(f"{src} was fitted for another predictor than {what}",
+                             hint=f"fit one with `recon eval calibrate DATASET {how}`, or pass --calib none")
+        if not self.fits_rules(rules):
+            raise InputError(f"{src} was fitted with the scoring rules {self.info.get('rules')}, not {rules}",
                              hint="use the same --contour/--inner as the fit, or pass --calib none")
 
     def save(self, path: str | Path) -> Path:
@@ -185,6 +202,20 @@ class Calibration:
         info = {k: v for k, v in doc.items() if k not in ("format", "offsets_mm")}
         info["path"] = str(path)
         return cls(offsets=off, info=info)
+
+
+def resolve(path: str | Path | None, weights: str | Path | None, rules: dict[str, str],
+            auto: bool = False) -> Calibration | None:
+    """The calibration a predictor applies: None without ``path``; with ``auto`` (found, not asked
+    for) also None when it was fitted on top of other rules; otherwise loaded and checked for
+    ``weights`` (None: MediaPipe's points) and ``rules`` (:meth:`Calibration.check`)."""
+    if path is None:
+        return None
+    cal = Calibration.load(path)
+    if auto and not cal.fits_rules(rules):
+        return None
+    cal.check(weights, rules)
+    return cal
 
 
 def beside(weights: str | Path) -> Path:
@@ -225,6 +256,34 @@ def fit(rec, samples: list, load: Callable[[Any], np.ndarray], batch: int = 32,
         rows.add(uv, duv, np.stack([np.asarray(s.pts21, np.float64) for s in part]))
         if progress:
             progress(len(part))
+    return _solve_rows(rows)
+
+
+def fit_mediapipe(samples: list, load: Callable[[Any], np.ndarray], inner, progress: Callable[[int], None] | None = None
+                  ) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
+    """The same fit for the ``mediapipe`` method (MediaPipe's own points, no encoder): ``inner`` a
+    :class:`recon_cli.eval.contour.TeacherInner`; each face's mesh comes from FaceMesh's landmark
+    model on the 3DDFA ROI box of its stored 68 points (``sample.lm68``, crop px), as ``recon eval
+    --crop gt`` runs it. The offsets are in MediaPipe's canonical frame, converted to metres
+    (:data:`CANONICAL_M`) so that the file has one unit."""
+    from recon_cli.eval.crops import roi_box_from_landmarks
+    from recon_cli.face.roi_mesh import RoiFaceMesh
+
+    rows = Rows()
+    roi = RoiFaceMesh()
+    try:
+        for s in samples:
+            mesh = roi.mesh(load(s), roi_box_from_landmarks(np.asarray(s.lm68, np.float64).T))
+            uv, J = inner.points_and_jacobian(mesh)
+            rows.add(uv[None], np.broadcast_to(J * CANONICAL_M, (68, 2, 3))[None], np.asarray(s.pts21, np.float64)[None])
+            if progress:
+                progress(1)
+    finally:
+        roi.close()
+    return _solve_rows(rows)
+
+
+def _solve_rows(rows: Rows) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
     raw, stats = {}, {}
     for k in FIT:
         if len(rows.r[k]) < 10:

@@ -182,13 +182,18 @@ class TeacherInner:
     def points68(self, mesh: np.ndarray) -> np.ndarray:
         """``mesh (468|478, 3)`` image px (x right, y down, z = MediaPipe's relative depth, larger =
         further) → ``(68, 2) float64`` px: the teacher's 68 with the inner points in the BFM convention."""
+        return self.points_and_jacobian(mesh)[0]
+
+    def points_and_jacobian(self, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`points68` and its derivative by an offset added to :attr:`gap`: ``(68, 2)`` px and
+        ``(2, 3)`` px per canonical unit (the same for every point: the mesh is a weak-perspective copy)."""
         from recon_cli.face.landmarks68 import mesh_to_68_3d
 
         flip = np.array([1.0, -1.0, -1.0])  # image frame → the canonical face's (y up, z towards the viewer)
         m = np.asarray(mesh, np.float64)[:468] * flip
         s, R, _ = similarity_3d(self.canonical, m)
         out = (mesh_to_68_3d(m) + s * self.gap @ R.T) * flip
-        return out[:, :2]
+        return out[:, :2], s * (flip[:, None] * R)[:2]
 
 
 @dataclass

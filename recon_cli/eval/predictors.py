@@ -35,9 +35,13 @@ class MediaPipePredictor:
     name = "mediapipe"
 
     def __init__(self, max_faces: int = 4, min_detection_confidence: float | None = None,
-                 bfm_template: str | Path | None = None, teacher_mesh: str | Path | None = None):
+                 bfm_template: str | Path | None = None, teacher_mesh: str | Path | None = None,
+                 calib: str | Path | None = None, calib_auto: bool = False):
         """``bfm_template`` + ``teacher_mesh``: score the inner points in the BFM convention, as
-        ``recon eval --inner bfm`` does for the encoder (:class:`recon_cli.eval.contour.TeacherInner`)."""
+        ``recon eval --inner bfm`` does for the encoder (:class:`recon_cli.eval.contour.TeacherInner`);
+        ``calib``: a ``.aflw21.json`` fitted for MediaPipe's points (``recon eval calibrate --method
+        mediapipe``), added to that convention's offsets (so it needs both files); ``calib_auto``: the
+        file was found, not asked for: left out (not an error) when fitted on top of other rules."""
         from recon_cli.face.mediapipe_mesh import FaceLandmarker, LandmarkerConfig
 
         self._inner = None
@@ -47,6 +51,17 @@ class MediaPipePredictor:
             self._inner = TeacherInner.from_template(load_bfm_template(bfm_template),
                                                      load_teacher_canonical(teacher_mesh))
         self.inner = inner_settings(bfm_template, teacher_mesh)
+        from recon_cli.eval.aflw21_calib import CANONICAL_M, resolve
+
+        cal = resolve(calib, None, {"inner": self.inner["rule"]}, auto=calib_auto)
+        self.calib = None
+        if cal is not None:
+            if self._inner is None:
+                raise InputError("a MediaPipe calibration is added to the BFM inner-point convention",
+                                 hint="use --inner bfm (the default) with --calib, or pass --calib none")
+            self._inner.gap = self._inner.gap + cal.offsets * CANONICAL_M
+            self.calib = {"file": str(calib), "dataset": cal.info.get("dataset"), "split": cal.info.get("split"),
+                          "faces": cal.info.get("faces")}
         kw = {} if min_detection_confidence is None else {"min_detection_confidence": min_detection_confidence}
         self._cfg = LandmarkerConfig(static=True, max_faces=max_faces, **kw)
         self._lm = FaceLandmarker(self._cfg)
@@ -57,7 +72,7 @@ class MediaPipePredictor:
         self._roi.close()
 
     def settings(self) -> dict[str, Any]:
-        return {"landmarker": dict(self._cfg.__dict__), "inner": self.inner,
+        return {"landmarker": dict(self._cfg.__dict__), "inner": self.inner, "aflw21_calib": self.calib,
                 "gt_crop": "FaceMesh landmark model on the 3DDFA ROI box (sqrt(2)*max(w,h) square), no detector"}
 
     def _points(self, mesh: np.ndarray, lm68: np.ndarray | None = None) -> np.ndarray:
@@ -127,7 +142,9 @@ class ReconPredictor:
             the BFM's inner points (:func:`recon_cli.eval.contour.teacher_offsets`).
         calib: a ``.aflw21.json`` of ``recon eval calibrate`` (:mod:`recon_cli.eval.aflw21_calib`):
             AFLW's annotation convention for the brows, eyes, mouth and chin, added on top of the
-            two rules above; it must have been fitted for this encoder file and these rules.
+            two rules above; it must have been fitted for this encoder file and these rules
+            (``calib_auto``: found beside the weights, not asked for: left out when fitted on top of
+            other rules, as ``--inner model`` asks for the encoder's own points).
         tta: test-time augmentation. ``"none"``: one crop. ``"flip"``: the crop and its mirror
             image (the 5 alignment points mirrored, so the mirrored crop is the mirror of the crop)
             in one encoder batch; the mirror's 68 points are mirrored back (x → W − x, iBUG mirror
@@ -139,7 +156,8 @@ class ReconPredictor:
 
     def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
                  model=None, gt_align: str = "mesh", bfm_template: str | Path | None = None, tta: str = "none",
-                 teacher_mesh: str | Path | None = None, hidden_jaw: bool = True, calib: str | Path | None = None):
+                 teacher_mesh: str | Path | None = None, hidden_jaw: bool = True, calib: str | Path | None = None,
+                 calib_auto: bool = False):
         from recon_cli.backends import load_backend
         from recon_cli.eval.crops import canonical_box_in_crop
         from recon_cli.face.align import template
@@ -163,13 +181,14 @@ class ReconPredictor:
             raise InputError("the inner-point convention needs the BFM template", hint="pass bfm_template")
         jaw_rule = "bfm-hidden" if contour is not None and hidden_jaw else "model"
         self.inner = inner_settings(bfm_template, teacher_mesh)
+        from recon_cli.eval.aflw21_calib import resolve
+
+        # checked before the encoder loads: a wrong file fails fast
+        cal = resolve(calib, weights, {"contour": jaw_rule, "inner": self.inner["rule"]}, auto=calib_auto)
         self.calib = None
-        if calib is not None:  # checked before the encoder loads: a wrong file fails fast
-            from recon_cli.eval.aflw21_calib import Calibration
+        if cal is not None:
             from recon_cli.eval.contour import HiddenContour
 
-            cal = Calibration.load(calib)
-            cal.check(weights, {"contour": jaw_rule, "inner": self.inner["rule"]})
             if contour is None:
                 contour = HiddenContour(offsets=np.zeros((68, 3)), normals=np.zeros((68, 3)))
             contour.inner = cal.offsets if contour.inner is None else contour.inner + cal.offsets

@@ -91,10 +91,19 @@ def test_calibration_round_trips_and_refuses_another_encoder(tmp_path):
     cal = ac.Calibration.load(path)
     np.testing.assert_allclose(cal.offsets, off, atol=1e-7)
     cal.check(enc, rules)
-    with pytest.raises(InputError, match="another encoder"):
+    with pytest.raises(InputError, match="another predictor"):
         cal.check(other, rules)
+    with pytest.raises(InputError, match="another predictor than MediaPipe's points"):
+        cal.check(None, rules)
     with pytest.raises(InputError, match="scoring rules"):
         cal.check(enc, {"contour": "model", "inner": "bfm"})
+    # found beside the weights (auto): left out under other rules, still refused for another encoder
+    assert ac.resolve(path, enc, {"contour": "model", "inner": "model"}, auto=True) is None
+    assert ac.resolve(path, enc, rules, auto=True) is not None and ac.resolve(None, enc, rules) is None
+    with pytest.raises(InputError, match="another predictor"):
+        ac.resolve(path, other, rules, auto=True)
+    with pytest.raises(InputError, match="scoring rules"):
+        ac.resolve(path, enc, {"contour": "model", "inner": "model"})
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(InputError, match="not a calibration file"):
         ac.Calibration.load(tmp_path / "bad.json")
@@ -174,7 +183,8 @@ def test_calibrate_cli_on_aflw_crops_then_eval_uses_it(shared_data, tmp_path, ca
     other = tmp_path / "other.pt"
     raw = weights.read_bytes()
     other.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))  # one bit off: another file
-    for args, msg in [(["--weights", str(other)], "fitted for another encoder"),
+    for args, msg in [(["--weights", str(other)], "fitted for another predictor"),
+                      (["--method", "mediapipe"], "fitted for another predictor than MediaPipe's points"),
                       (["--inner", "model"], "scoring rules"),
                       (["--calib", str(tmp_path / "nope.json")], "calibration file not found")]:
         argv = ["eval", "aflw2000", "--data", str(data), "--limit", "1", "--quiet", "--calib", str(cal), *args]
@@ -183,6 +193,35 @@ def test_calibrate_cli_on_aflw_crops_then_eval_uses_it(shared_data, tmp_path, ca
         cap = capsys.readouterr()
         got = " ".join((cap.out + cap.err).split())
         assert e.value.code == 2 and msg in got, got
+    # the baseline's own calibration: MediaPipe's points, offsets in its canonical frame
+    mp = tmp_path / "mp.aflw21.json"
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "calibrate", str(ds), "--method", "mediapipe", "--split", "all", "--out", str(mp), "--quiet", *rules])
+    out = capsys.readouterr()
+    assert e.value.code in (0, None), out.out + out.err
+    cm = ac.Calibration.load(mp)
+    assert cm.info["method"] == "mediapipe" and cm.info["rules"] == {"inner": "bfm"} and np.abs(cm.offsets).max() > 1e-4
+    runs = {}
+    for name, extra in (("cal", ["--calib", str(mp)]), ("off", ["--calib", "none"]), ("auto", [])):
+        with pytest.raises(SystemExit) as e:
+            main(["eval", "aflw2000", "--data", str(data), "--method", "mediapipe", "--limit", "2", "--quiet",
+                  "--json", str(tmp_path / f"mp_{name}.json"), *extra])
+        capsys.readouterr()
+        assert e.value.code in (0, None)
+        runs[name] = json.loads((tmp_path / f"mp_{name}.json").read_text())["runs"][0]
+    assert runs["cal"]["settings"]["aflw21_calib"]["file"] == str(mp) and runs["off"]["settings"]["aflw21_calib"] is None
+    assert [x["nme_pct"] for x in runs["cal"]["per_image"]] != [x["nme_pct"] for x in runs["off"]["per_image"]]
+    # by default the baseline is scored with its shipped calibration, as the encoder is with its own
+    assert runs["auto"]["settings"]["aflw21_calib"]["file"].endswith("recon_cli/weights/mediapipe.aflw21.json")
+    for argv, msg in [(["eval", "calibrate", str(ds), "--method", "mediapipe", *rules], "--out"),
+                      (["eval", "aflw2000", "--data", str(data), "--method", "mediapipe", "--calib", str(cal)],
+                       "another predictor than MediaPipe's points")]:
+        with pytest.raises(SystemExit) as e:
+            main([*argv, "--quiet"])
+        cap = capsys.readouterr()
+        got = " ".join((cap.out + cap.err).split())
+        assert e.value.code == 2 and msg in got, got
+
     with pytest.raises(SystemExit) as e:
         main(["eval", "calibrate", str(ds), "--quiet"])
     cap = capsys.readouterr()
@@ -219,3 +258,23 @@ def test_landmarks_model_projects_to_what_build_returns():
     rec.contour = None  # and the rules do move the points
     lm0, _, _ = rec.landmarks_model(coeffs)
     np.testing.assert_allclose(lm - lm0, np.broadcast_to(inner, lm.shape), atol=1e-9)
+
+
+def test_teacher_inner_jacobian_matches_a_moved_gap():
+    """MediaPipe's path (TeacherInner.points_and_jacobian): moving the gap by δ moves the scored points
+    by J·δ exactly, on a mesh that is a turned, scaled copy of the canonical face."""
+    from recon_cli.eval.contour import TeacherInner
+    from recon_cli.render.camera import euler_to_rotation
+
+    rng = np.random.default_rng(3)
+    canonical = rng.normal(0, 5.0, (468, 3))  # cm
+    gap = rng.normal(0, 0.3, (68, 3))
+    R = euler_to_rotation(np.array([[0.2, 0.7, -0.1]]))[0]
+    mesh = (2.5 * canonical @ R.T + np.array([300.0, 200.0, 0.0])) * np.array([1.0, -1.0, -1.0])  # image px, y down
+    ti = TeacherInner(canonical=canonical, gap=gap)
+    uv, J = ti.points_and_jacobian(mesh)
+    np.testing.assert_allclose(uv, ti.points68(mesh))
+    delta = rng.normal(0, 0.5, (68, 3))
+    moved = TeacherInner(canonical=canonical, gap=gap + delta).points68(mesh)
+    np.testing.assert_allclose(moved - uv, delta @ J.T, atol=1e-6)
+    assert np.abs(J).max() > 1.0  # 2.5 px per cm, turned
