@@ -201,6 +201,9 @@ def compare_cmd(
         console.print(t)
         if c.only_in_one:
             console.print(f"[yellow]{c.only_in_one} images are in one file only or in another bin, and were left out[/]")
+        if c.scoring_differs:
+            console.print(f"[yellow]the two runs were scored differently ({'; '.join(c.scoring_differs)}): the "
+                          "difference measures the scoring as well as the models[/]")
         lo, hi = c.ci95[3]
         verdict = "better" if hi < 0 else "worse" if lo > 0 else "not distinguishable from the base"
         console.print(f"balanced mean: {other.name} is {verdict} at 95 % (on these images)")

@@ -13,7 +13,8 @@ recipe); compare several seeds for that.
 Statistics: the three bin means, the balanced mean (mean of the bin means, the headline) and the
 plain mean. With one file, each statistic's own 95 % interval (the same resampling). Only
 images present in both files (by name) and in the same bin are compared; a
-difference in the image set is reported.
+difference in the image set is reported, and so is a difference in how the two runs were scored
+(:data:`SCORING`: crop, ground truth, the jaw and inner-point rules, the AFLW calibration, TTA).
 """
 
 from __future__ import annotations
@@ -30,8 +31,27 @@ from recon_cli.errors import InputError
 STATS = ("0-30", "30-60", "60-90", "balanced", "plain")
 
 
+#: settings that change what is scored (not which model): a paired difference between runs that
+#: differ in one of them measures the scoring as well as the models.
+SCORING = {"crop": lambda s: s.get("crop"), "landmarks": lambda s: s.get("landmarks"),
+           "jaw rule": lambda s: (s.get("contour") or {}).get("rule"),
+           "inner rule": lambda s: (s.get("inner") or {}).get("rule"),
+           "AFLW calibration": lambda s: "on" if s.get("aflw21_calib") else "off",
+           "TTA": lambda s: s.get("tta", "none"), "GT-box alignment": lambda s: s.get("gt_align")}
+
+
+def scoring_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """``"name: A vs B"`` for each scoring setting (:data:`SCORING`) in which two runs' settings differ."""
+    return [f"{k}: {f(a)} vs {f(b)}" for k, f in SCORING.items() if f(a) != f(b)]
+
+
 def _per_image(path: Path, run: int) -> dict[str, tuple[int, float]]:
     """``{image name: (yaw bin, NME %)}`` of run ``run`` in a ``recon eval aflw2000 --json`` file."""
+    return _load_run(path, run)[0]
+
+
+def _load_run(path: Path, run: int) -> tuple[dict[str, tuple[int, float]], dict[str, Any]]:
+    """:func:`_per_image` and the run's settings."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -48,7 +68,7 @@ def _per_image(path: Path, run: int) -> dict[str, tuple[int, float]]:
     rows = r.get("per_image") or []
     if not rows:
         raise InputError(f"{path}: run {run} has no per-image results", hint="re-run `recon eval aflw2000 --json FILE`")
-    return {x["name"]: (int(x["bin"]), float(x["nme_pct"])) for x in rows}
+    return {x["name"]: (int(x["bin"]), float(x["nme_pct"])) for x in rows}, r.get("settings") or {}
 
 
 def _stats(a: np.ndarray, bins: np.ndarray) -> np.ndarray:
@@ -71,6 +91,7 @@ class Comparison:
     only_in_one: int
     boot: int
     seed: int
+    scoring_differs: list[str] = ()
 
     def to_dict(self) -> dict[str, Any]:
         if not self.other:
@@ -78,7 +99,7 @@ class Comparison:
                     "bootstrap": {"resamples": self.boot, "seed": self.seed, "kind": "stratified by |yaw| bin"},
                     "stats": {s: {"value": v, "ci95": list(c)} for s, v, c in zip(STATS, self.base_stats, self.ci95)}}
         return {"base": self.base, "other": self.other, "images": self.n, "bin_count": self.bin_count,
-                "only_in_one_file": self.only_in_one, "bootstrap": {"resamples": self.boot, "seed": self.seed,
+                "only_in_one_file": self.only_in_one, "scoring_differs": list(self.scoring_differs), "bootstrap": {"resamples": self.boot, "seed": self.seed,
                                                                     "kind": "paired, stratified by |yaw| bin"},
                 "stats": {s: {"base": b, "other": o, "diff": d, "ci95": list(c), "p_other_not_worse": p}
                           for s, b, o, d, c, p in zip(STATS, self.base_stats, self.other_stats, self.diff,
@@ -93,8 +114,8 @@ def compare(base: str | Path, other: str | Path | None, boot: int = 4000, seed: 
     """
     if boot < 100:
         raise InputError(f"--boot {boot}: too few resamples for a 95 % interval", hint="use --boot 1000 or more")
-    a = _per_image(Path(base), run)
-    b = a if other is None else _per_image(Path(other), run)
+    a, set_a = _load_run(Path(base), run)
+    b, set_b = (a, set_a) if other is None else _load_run(Path(other), run)
     names = sorted(n for n in a.keys() & b.keys() if a[n][0] == b[n][0])
     if len(names) < 30:
         raise InputError(f"{base} and {other} share only {len(names)} images in the same yaw bin",
@@ -117,4 +138,5 @@ def compare(base: str | Path, other: str | Path | None, boot: int = 4000, seed: 
                       other_stats=[] if alone else sb.tolist(), diff=[] if alone else (sb - sa).tolist(),
                       ci95=[(float(x), float(y)) for x, y in zip(lo, hi)],
                       p_not_worse=[] if alone else (d <= 0).mean(0).tolist(),
-                      only_in_one=len(a.keys() ^ b.keys()), boot=boot, seed=seed)
+                      only_in_one=len(a.keys() ^ b.keys()), boot=boot, seed=seed,
+                      scoring_differs=scoring_differences(set_a, set_b))

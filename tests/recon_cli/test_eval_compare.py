@@ -14,10 +14,10 @@ from recon_cli.eval.compare import STATS, compare
 BINS = [0] * 60 + [1] * 25 + [2] * 15
 
 
-def write_eval(path, nmes, bins=BINS, names=None):
+def write_eval(path, nmes, bins=BINS, names=None, settings=None):
     names = names or [f"image{i:05d}.jpg" for i in range(len(nmes))]
     rows = [{"name": n, "bin": b, "nme_pct": float(v), "yaw_deg": 10.0 + 30 * b} for n, b, v in zip(names, bins, nmes)]
-    path.write_text(json.dumps({"runs": [{"settings": {"method": "recon"}, "per_image": rows}]}))
+    path.write_text(json.dumps({"runs": [{"settings": settings or {"method": "recon"}, "per_image": rows}]}))
     return path
 
 
@@ -87,3 +87,21 @@ def test_cli_table_json_and_errors(tmp_path, capsys):
         main(["eval", "compare", str(a), str(tmp_path / "nope.json")])
     err = " ".join(capsys.readouterr().err.split())
     assert e.value.code != 0 and "nope.json" in err and "Traceback" not in err
+
+
+def test_runs_scored_differently_are_flagged(tmp_path, capsys):
+    """Two runs of one model under other scoring rules (here: the AFLW calibration, the inner-point
+    rule) differ by the scoring: compare says so, in the table's footer and the JSON."""
+    base = np.random.default_rng(5).gamma(4.0, 1.0, len(BINS))
+    common = {"method": "recon", "crop": "detector", "landmarks": "original", "contour": {"rule": "bfm-hidden"}}
+    a = write_eval(tmp_path / "a.json", base, settings={**common, "inner": {"rule": "bfm"}, "aflw21_calib": None})
+    b = write_eval(tmp_path / "b.json", base - 0.2, settings={**common, "inner": {"rule": "model"},
+                                                               "aflw21_calib": {"file": "x.aflw21.json"}})
+    assert compare(a, b, boot=200).scoring_differs == ["inner rule: bfm vs model", "AFLW calibration: off vs on"]
+    assert compare(a, a, boot=200).scoring_differs == []
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "compare", str(a), str(b), "--boot", "200", "--json", str(tmp_path / "c.json")])
+    out = " ".join(capsys.readouterr().out.split())
+    assert (e.value.code or 0) == 0 and "scored differently (inner rule: bfm vs model; AFLW calibration: off vs on)" in out
+    assert json.loads((tmp_path / "c.json").read_text())["scoring_differs"] == ["inner rule: bfm vs model",
+                                                                               "AFLW calibration: off vs on"]
