@@ -278,3 +278,20 @@ def test_teacher_inner_jacobian_matches_a_moved_gap():
     moved = TeacherInner(canonical=canonical, gap=gap + delta).points68(mesh)
     np.testing.assert_allclose(moved - uv, delta @ J.T, atol=1e-6)
     assert np.abs(J).max() > 1.0  # 2.5 px per cm, turned
+
+
+def test_the_shipped_calibrations_belong_to_the_shipped_predictors():
+    """Shipping new default weights without fitting their calibration would make `recon eval
+    aflw2000` refuse the stale file: caught here first (fix: `recon eval calibrate`, README)."""
+    from recon_cli.paths import WEIGHTS_DIR
+
+    w = WEIGHTS_DIR / "default.pt"
+    if not w.is_file():
+        pytest.skip("no shipped weights")
+    cal = ac.Calibration.load(ac.beside(w))
+    cal.check(w, {"contour": "bfm-hidden", "inner": "bfm"})
+    assert cal.info["split"]["name"] == "val" and cal.info["faces"] >= 300
+    mp = ac.Calibration.load(WEIGHTS_DIR / ac.MEDIAPIPE_NAME)
+    mp.check(None, {"inner": "bfm"})
+    # the model-space offsets are millimetres, not metres: nothing beyond 3 cm
+    assert 1e-4 < np.abs(cal.offsets).max() < 0.03 and 1e-4 < np.abs(mp.offsets).max() < 0.03
