@@ -159,6 +159,11 @@ class Calibration:
     offsets: np.ndarray
     info: dict[str, Any]
 
+    def settings(self) -> dict[str, Any]:
+        """What an evaluation records of the calibration it applied (``settings.aflw21_calib``)."""
+        return {"file": self.info.get("path"), "dataset": self.info.get("dataset"), "split": self.info.get("split"),
+                "faces": self.info.get("faces")}
+
     def fits_rules(self, rules: dict[str, str]) -> bool:
         """Whether it was fitted on top of these scoring rules (``--calib auto`` applies it only then)."""
         fitted = self.info.get("rules", {})

@@ -54,14 +54,12 @@ class MediaPipePredictor:
         from recon_cli.eval.aflw21_calib import CANONICAL_M, resolve
 
         cal = resolve(calib, None, {"inner": self.inner["rule"]}, auto=calib_auto)
-        self.calib = None
+        self.calib = None if cal is None else cal.settings()
         if cal is not None:
             if self._inner is None:
                 raise InputError("a MediaPipe calibration is added to the BFM inner-point convention",
                                  hint="use --inner bfm (the default) with --calib, or pass --calib none")
             self._inner.gap = self._inner.gap + cal.offsets * CANONICAL_M
-            self.calib = {"file": str(calib), "dataset": cal.info.get("dataset"), "split": cal.info.get("split"),
-                          "faces": cal.info.get("faces")}
         kw = {} if min_detection_confidence is None else {"min_detection_confidence": min_detection_confidence}
         self._cfg = LandmarkerConfig(static=True, max_faces=max_faces, **kw)
         self._lm = FaceLandmarker(self._cfg)
@@ -185,15 +183,13 @@ class ReconPredictor:
 
         # checked before the encoder loads: a wrong file fails fast
         cal = resolve(calib, weights, {"contour": jaw_rule, "inner": self.inner["rule"]}, auto=calib_auto)
-        self.calib = None
+        self.calib = None if cal is None else cal.settings()
         if cal is not None:
             from recon_cli.eval.contour import HiddenContour
 
             if contour is None:
                 contour = HiddenContour(offsets=np.zeros((68, 3)), normals=np.zeros((68, 3)))
             contour.inner = cal.offsets if contour.inner is None else contour.inner + cal.offsets
-            self.calib = {"file": str(calib), "dataset": cal.info.get("dataset"), "split": cal.info.get("split"),
-                          "faces": cal.info.get("faces")}
         self.weights, self.backend_name = Path(weights), backend
         enc = load_backend(weights, backend=backend, threads=threads)
         self._rec = Reconstructor(enc, model, contour=contour)
