@@ -244,7 +244,6 @@ def calibrate_cmd(
 
     Example: recon eval calibrate data/aflw --val-fraction 0.04 --bfm-template BFM/similarity_Lm3D_all.mat --teacher-mesh face_landmarker.task
     """
-    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
@@ -256,7 +255,6 @@ def calibrate_cmd(
     from recon_cli.eval.contour import (HiddenContour, TeacherInner, inner_settings, load_bfm_template,
                                         load_teacher_canonical)
     from recon_cli.eval.predictors import default_weights, no_weights_error
-    from recon_cli.face.io import read_rgb
     from recon_cli.morphable import load_default_model
     from recon_cli.pipeline.reconstruct import Reconstructor
     from train.data import split_ids
@@ -298,7 +296,7 @@ def calibrate_cmd(
         raise InputError(f"{data}: none of the {len(chosen)} faces of the {split.value} split carries pts21 labels",
                          hint="prepare the dataset with `recon prep IMAGES --pts21 pts21.npy`")
     dest = out or ac.beside(w)
-    if dest.exists() and not dest.is_file() or dest.parent.exists() and not dest.parent.is_dir():
+    if (dest.exists() and not dest.is_file()) or (dest.parent.exists() and not dest.parent.is_dir()):
         raise InputError(f"cannot write {dest}: not a file path", hint="pass --out FILE.aflw21.json in a writable folder")
     template = load_bfm_template(bfm_template) if need else None
     teacher = load_teacher_canonical(teacher_mesh) if inner == Contour.bfm else None
@@ -306,8 +304,7 @@ def calibrate_cmd(
     bar = _progress(not quiet, len(faces), f"calibrate · {method.value} · {len(faces)} faces")
     if mp:
         with bar as advance:
-            delta, stats = ac.fit_mediapipe(faces, lambda s: read_rgb(s.crop), TeacherInner.from_template(template, teacher),
-                                            progress=lambda n: advance())
+            delta, stats = ac.fit_mediapipe(faces, TeacherInner.from_template(template, teacher), progress=lambda n: advance())
         rules = {"inner": "bfm"}
         ident = {"weights": "mediapipe", "weights_sha256": ac.mediapipe_digest()}
     else:
@@ -316,26 +313,13 @@ def calibrate_cmd(
         if need:
             cont = HiddenContour.from_template(model, template, teacher, jaw=contour == Contour.bfm)
         rec = Reconstructor(load_backend(w, backend=backend.value, threads=threads), model, contour=cont)
-        src = int(header.get("size", rec.size))
         align = header.get("align", {})
         if abs(float(align.get("scale", rec.align_cfg.scale)) - rec.align_cfg.scale) > 1e-6:
             raise InputError(f"{data} was prepared with align scale {align.get('scale')}, the encoder expects "
                              f"{rec.align_cfg.scale}", hint="calibrate on a dataset prepared with the default alignment")
-
-        class _Face:  # the labels at the encoder's input size
-            def __init__(self, s):
-                self.sample, self.pts21 = s, np.asarray(s.pts21, np.float64) * (rec.size / src)
-
-        def load(f):
-            img = read_rgb(f.sample.crop)
-            if img.shape[0] != rec.size:
-                import cv2
-
-                img = cv2.resize(img, (rec.size, rec.size), interpolation=cv2.INTER_AREA)
-            return img
-
         with bar as advance:
-            delta, stats = ac.fit(rec, [_Face(s) for s in faces], load, progress=lambda n: [advance() for _ in range(n)])
+            delta, stats = ac.fit(rec, faces, int(header.get("size", rec.size)),
+                                  progress=lambda n: [advance() for _ in range(n)])
         rules = {"contour": "bfm-hidden" if contour == Contour.bfm else "model",
                  "inner": inner_settings(bfm_template, teacher_mesh if inner == Contour.bfm else None)["rule"]}
         ident = {"weights": Path(w).name, "weights_sha256": ac.weights_digest(w)}

@@ -246,39 +246,51 @@ def carry(src_weights: str | Path, dst_weights: str | Path) -> Path | None:
     return Calibration(cal.offsets, info).save(beside(dst_weights))
 
 
-def fit(rec, samples: list, load: Callable[[Any], np.ndarray], batch: int = 32,
+def fit(rec, samples: list, src_size: int, batch: int = 32,
         progress: Callable[[int], None] | None = None) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
     """Fit the offsets with a :class:`recon_cli.pipeline.reconstruct.Reconstructor` ``rec`` whose
-    ``contour`` holds the scoring rules. ``samples``: objects with ``pts21 (21, 2)`` crop px;
-    ``load(sample)`` → ``(S, S, 3) uint8`` RGB crop at the encoder's size.
+    ``contour`` holds the scoring rules. ``samples``: prepared faces (:class:`train.dataset_format.Sample`:
+    ``crop`` path, ``pts21 (21, 2)`` crop px) whose crops are ``src_size`` px; crops and labels are
+    scaled to the encoder's input size.
 
     Returns the symmetrised offsets per AFLW point (metres) and per-point statistics."""
+    from recon_cli.face.io import read_rgb
+
+    def load(s) -> np.ndarray:
+        img = read_rgb(s.crop)
+        if img.shape[0] != rec.size:
+            import cv2
+
+            img = cv2.resize(img, (rec.size, rec.size), interpolation=cv2.INTER_AREA)
+        return img
+
     rows = Rows()
     for s0 in range(0, len(samples), batch):
         part = samples[s0:s0 + batch]
         lm, R, t = rec.landmarks_model(rec.encode(np.stack([load(s) for s in part])))
         uv, duv = point_jacobians(lm, R, t, rec.cam)
-        rows.add(uv, duv, np.stack([np.asarray(s.pts21, np.float64) for s in part]))
+        rows.add(uv, duv, np.stack([np.asarray(s.pts21, np.float64) for s in part]) * (rec.size / src_size))
         if progress:
             progress(len(part))
     return _solve_rows(rows)
 
 
-def fit_mediapipe(samples: list, load: Callable[[Any], np.ndarray], inner, progress: Callable[[int], None] | None = None
+def fit_mediapipe(samples: list, inner, progress: Callable[[int], None] | None = None
                   ) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
     """The same fit for the ``mediapipe`` method (MediaPipe's own points, no encoder): ``inner`` a
     :class:`recon_cli.eval.contour.TeacherInner`; each face's mesh comes from FaceMesh's landmark
     model on the 3DDFA ROI box of its stored 68 points (``sample.lm68``, crop px), as ``recon eval
-    --crop gt`` runs it. The offsets are in MediaPipe's canonical frame, converted to metres
+    --crop gt`` runs it, at the crop's own size. The offsets are in MediaPipe's canonical frame, converted to metres
     (:data:`CANONICAL_M`) so that the file has one unit."""
     from recon_cli.eval.crops import roi_box_from_landmarks
+    from recon_cli.face.io import read_rgb
     from recon_cli.face.roi_mesh import RoiFaceMesh
 
     rows = Rows()
     roi = RoiFaceMesh()
     try:
         for s in samples:
-            mesh = roi.mesh(load(s), roi_box_from_landmarks(np.asarray(s.lm68, np.float64).T))
+            mesh = roi.mesh(read_rgb(s.crop), roi_box_from_landmarks(np.asarray(s.lm68, np.float64).T))
             uv, J = inner.points_and_jacobian(mesh)
             rows.add(uv[None], np.broadcast_to(J * CANONICAL_M, (68, 2, 3))[None], np.asarray(s.pts21, np.float64)[None])
             if progress:

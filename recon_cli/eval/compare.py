@@ -45,13 +45,9 @@ def scoring_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return [f"{k}: {f(a)} vs {f(b)}" for k, f in SCORING.items() if f(a) != f(b)]
 
 
-def _per_image(path: Path, run: int) -> dict[str, tuple[int, float]]:
-    """``{image name: (yaw bin, NME %)}`` of run ``run`` in a ``recon eval aflw2000 --json`` file."""
-    return _load_run(path, run)[0]
-
-
 def _load_run(path: Path, run: int) -> tuple[dict[str, tuple[int, float]], dict[str, Any]]:
-    """:func:`_per_image` and the run's settings."""
+    """``{image name: (yaw bin, NME %)}`` of run ``run`` in a ``recon eval aflw2000 --json`` file,
+    and the run's settings."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

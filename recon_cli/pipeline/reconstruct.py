@@ -197,16 +197,19 @@ class Reconstructor:
         out = [self.backend(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
         return np.concatenate(out, 0).astype(np.float32, copy=False)
 
+    def _landmark_verts(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """The 68 landmark vertices ``(N, 68, 3)`` m, model space, decoded from the 68 rows of each basis."""
+        flat = self._lm_mean[None] + parts["id"] @ self._lm_id + parts["exp"] @ self._lm_exp
+        return flat.reshape(len(flat), 68, 3)
+
     def landmarks_model(self, coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Coefficients ``(N, total)`` → the 68 landmarks in model space ``(N, 68, 3)`` m (the scoring
         convention of :attr:`contour` applied when set), head rotations ``R (N, 3, 3)`` and
         translations ``(N, 3)`` m: world = ``R·v + t`` in the crop camera's frame."""
         parts = self.layout.split(np.asarray(coeffs, dtype=np.float32))
-        n = len(coeffs)
-        lm = (self._lm_mean[None] + parts["id"] @ self._lm_id + parts["exp"] @ self._lm_exp).reshape(n, 68, 3)
+        lm = self._landmark_verts(parts).astype(np.float64)
         R = euler_to_rotation(parts["angles"].astype(np.float64))
         trans = parts["trans"].astype(np.float64)
-        lm = np.asarray(lm, dtype=np.float64)
         if self.contour is not None:
             lm = self.contour.apply(lm, R, trans, self.cam.distance)
         return lm, R, trans
@@ -225,8 +228,7 @@ class Reconstructor:
         if dense:
             verts = self.model.shape(parts["id"], parts["exp"])  # (N, V, 3) m, model space
         else:
-            flat = self._lm_mean[None] + parts["id"] @ self._lm_id + parts["exp"] @ self._lm_exp
-            verts = flat.reshape(n, 68, 3)
+            verts = self._landmark_verts(parts)
         R = euler_to_rotation(parts["angles"].astype(np.float64))
         trans = parts["trans"].astype(np.float64)
         world = np.einsum("bvj,bij->bvi", verts.astype(np.float64), R) + trans[:, None]
