@@ -56,12 +56,14 @@ def set_rng_state(state: dict[str, Any], loader_gen: torch.Generator | None = No
 
 
 def save_training_checkpoint(path: Path, encoder: torch.nn.Module, *, arch: str, layout, size: int, model,
-                             config: dict[str, Any], train_state: dict[str, Any], keep_copy: Path | None = None) -> Path:
-    """Write ``path`` atomically (encoder checkpoint + ``extra["train_state"]``)."""
+                             config: dict[str, Any], train_state: dict[str, Any], keep_copy: Path | None = None,
+                             source_scale: float | None = None) -> Path:
+    """Write ``path`` atomically (encoder checkpoint + ``extra["train_state"]``); ``source_scale``:
+    the training faces' median crop px per source px (:func:`train.data.source_scale`)."""
     from recon_cli.encoders import save_checkpoint
 
     save_checkpoint(path, encoder, arch=arch, layout=layout, size=size, model_name=model.name,
-                    model_hash=model.content_hash(), config=config,
+                    model_hash=model.content_hash(), config=config, source_scale=source_scale,
                     extra={"train_state": {"version": TRAIN_STATE_VERSION, **train_state}})
     if keep_copy is not None:
         shutil.copyfile(path, keep_copy)

@@ -86,7 +86,16 @@ def _read_manifest(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
     header, samples = load_manifest(root)
     return header, [{"id": x.id, "source": x.source, "crop": x.crop, "mask": x.mask, "lm68": x.lm68,
-                     "extra": x.extra or {}} for x in samples]
+                     "scale": float(np.hypot(x.M[0, 0], x.M[1, 0])), "extra": x.extra or {}} for x in samples]
+
+
+def source_scale(entries: list[dict[str, Any]], indices: list[int], size: int, prep_size: int) -> float | None:
+    """Median crop px per source px of the faces ``indices`` at the encoder's input ``size``:
+    each crop's alignment scale (prep's ``M``, at ``prep_size``) times ``size / prep_size``.
+    Recorded in the weights (``meta["source_scale"]``) so that the runtime can bring sharper photos
+    to this resolution (:class:`recon_cli.face.align.AlignConfig`); None without entries."""
+    vals = [entries[i]["scale"] for i in indices if entries[i].get("scale")]
+    return float(np.median(vals)) * size / prep_size if vals else None
 
 
 # ---------------------------------------------------------------------------------------- split

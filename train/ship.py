@@ -3,6 +3,13 @@
     python -m train.ship RUN/checkpoints/last.pt recon_cli/weights/default.pt
     python -m train.ship A.pt B.pt C.pt recon_cli/weights/default.pt   # uniform weight average
     python -m train.ship --raw RUN/checkpoints/last.pt raw.pt   # a run with optim.ema_decay: its raw weights
+    python -m train.ship --source-scale-from DATASET W.pt W.pt  # record the training faces' resolution
+
+The metadata keeps ``source_scale`` (the training faces' median crop px per source px, which
+``recon train`` records; :class:`recon_cli.face.align.AlignConfig`). Weights trained before it was
+recorded get it with ``--source-scale-from DATASET``: measured on that prepared dataset's training
+split, as the source's own config made it (``data.val_fraction``, ``data.split_seed``,
+``data.size``). Re-shipping a shipped file keeps its own ``extra`` (where it came from).
 
 A checkpoint of a run with ``optim.ema_decay`` holds the moving average of the weights as its
 encoder (that is what ships by default) and the optimiser's raw weights in its training state;
@@ -44,7 +51,24 @@ def _load(src: str | Path, raw: bool):
             raise InputError(f"{src} holds no separate raw weights (it was not trained with optim.ema_decay)",
                              hint="drop --raw: this checkpoint's encoder already is its raw weights")
         encoder.load_state_dict(state["raw_weights"])
+    if not state and "storage" in (obj.get("extra") or {}):  # a shipped file: keep where it came from
+        state = {"shipped_extra": {k: v for k, v in obj["extra"].items() if k != "storage"}}
     return encoder, meta, state
+
+
+def measured_source_scale(dataset: str | Path, meta: dict) -> float:
+    """The training faces' median crop px per source px (:func:`train.data.source_scale`) on
+    ``dataset``'s training split as the config in ``meta`` split it."""
+    from train.data import load_entries, source_scale, split_ids
+
+    data = (meta.get("config") or {}).get("data") or {}
+    header, entries = load_entries(dataset)
+    idx, _ = split_ids([str(e.get("id", i)) for i, e in enumerate(entries)],
+                       float(data.get("val_fraction", 0.05)), int(data.get("split_seed", 0)))
+    scale = source_scale(entries, idx, int(meta["size"]), int(header.get("size", meta["size"])))
+    if scale is None:
+        raise InputError(f"{dataset}: no training-split face to measure", hint="pass the dataset the weights were trained on")
+    return scale
 
 
 def average_encoders(srcs: list[str | Path], *, raw: bool = False):
@@ -65,25 +89,28 @@ def average_encoders(srcs: list[str | Path], *, raw: bool = False):
     return encoder, meta
 
 
-def ship_weights(src: str | Path | list, dst: str | Path, *, half: bool = True, raw: bool = False) -> Path:
+def ship_weights(src: str | Path | list, dst: str | Path, *, half: bool = True, raw: bool = False,
+                 source_scale_from: str | Path | None = None) -> Path:
     """``src`` (a ``recon train`` checkpoint, or a list of them to average) → ``dst`` (encoder-only,
     float16 by default); ``raw``: the optimiser's weights of runs trained with ``optim.ema_decay``
-    instead of their moving average."""
+    instead of their moving average; ``source_scale_from``: a prepared dataset on which to measure
+    ``meta["source_scale"]`` (:func:`measured_source_scale`) instead of keeping the source's."""
     srcs = [src] if isinstance(src, (str, Path)) else list(src)
     if not srcs:
         raise InputError("no source checkpoint given", hint="python -m train.ship SRC.pt [SRC2.pt ...] DST.pt")
     if len(srcs) == 1:
         encoder, meta, state = _load(srcs[0], raw)
         keep = {k: state[k] for k in ("step", "best_val", "ema") if k in state}
-        extra = {"source": Path(srcs[0]).name, **keep}
+        extra = state.get("shipped_extra") or {"source": Path(srcs[0]).name, **keep}
     else:
         encoder, meta = average_encoders(srcs, raw=raw)
         extra = {"source": "uniform average of " + ", ".join(Path(s).name for s in srcs),
                  "sources": [str(s) for s in srcs]}
+    scale = measured_source_scale(source_scale_from, meta) if source_scale_from else meta.get("source_scale")
     return save_checkpoint(dst, encoder, arch=meta["arch"], layout=CoeffLayout(**meta["layout"]), size=meta["size"],
                            model_name=meta["model_name"], model_hash=meta["model_hash"], config=meta.get("config"),
                            extra={**extra, **({"weights": "raw"} if raw else {}),
-                                  "storage": "float16" if half else "float32"}, half=half)
+                                  "storage": "float16" if half else "float32"}, half=half, source_scale=scale)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,9 +120,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fp32", action="store_true", help="keep float32 storage")
     ap.add_argument("--raw", action="store_true",
                     help="runs trained with optim.ema_decay: ship the raw weights, not their moving average")
+    ap.add_argument("--source-scale-from", type=Path, metavar="DATASET",
+                    help="measure the training faces' resolution (meta source_scale) on this prepared dataset "
+                         "(the one the weights were trained on), for weights trained before recon train recorded it")
     args = ap.parse_args(argv)
     try:
-        out = ship_weights(args.src, args.dst, half=not args.fp32, raw=args.raw)
+        out = ship_weights(args.src, args.dst, half=not args.fp32, raw=args.raw,
+                           source_scale_from=args.source_scale_from)
     except ReconError as e:  # a missing, unreadable or mismatched checkpoint: the message and its fix
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

@@ -45,8 +45,8 @@ from train import distributed as D
 from train.augment import AugmentSettings
 from train.checkpoint import load_training_checkpoint, rng_state, save_training_checkpoint, set_rng_state
 from train.config import TrainConfig, save_yaml, validate
-from train.data import (FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, split_ids, yaw_bin_weights,
-                        yaw_bins)
+from train.data import (FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, source_scale, split_ids,
+                        yaw_bin_weights, yaw_bins)
 from train.ema import WeightAverage
 from train.grid import make_grid, write_grid
 from train.interrupt import stop_on_signals
@@ -101,6 +101,7 @@ class Trainer:
                                    use_pts21=d.use_pts21, augment=aug, seed=cfg.run.seed,
                                    fallback_lm68=d.fallback_lm68, lm68_max_disagree=d.lm68_max_disagree)
         self.header, self.train_idx, self.val_idx = header, train_idx, val_idx
+        self.source_scale = source_scale(entries, train_idx, d.size, int(header.get("size", d.size)))
         self.sampler = ResumableBatchSampler(train_idx, cfg.optim.batch_size, seed=cfg.run.seed,
                                              rank=self.dist.rank, world=self.dist.world, drop_last=d.drop_last,
                                              tag_epoch=aug.active,
@@ -209,7 +210,7 @@ class Trainer:
         keep = self.run_dir / "checkpoints" / f"step_{self.step:07d}.pt" if self.cfg.run.keep_steps else None
         return save_training_checkpoint(self.ckpt_path, self.eval_encoder, arch=self.cfg.model.arch, layout=self.layout,
                                         size=self.cfg.data.size, model=self.model, config=to_dict(self.cfg),
-                                        train_state=state, keep_copy=keep)
+                                        train_state=state, keep_copy=keep, source_scale=self.source_scale)
 
     @property
     def eval_encoder(self) -> torch.nn.Module:

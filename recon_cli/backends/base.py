@@ -17,7 +17,11 @@ every backend provides (:data:`META_KEYS`):
 * ``model_name`` / ``model_hash``: the morphable model the head was trained for
   (:meth:`recon_cli.morphable.MorphableModel.content_hash`), so the runtime can refuse a
   mismatched model;
-* ``precision``: ``"fp32"``, ``"fp16"`` or ``"int8"``.
+* ``precision``: ``"fp32"``, ``"fp16"`` or ``"int8"``;
+
+and, where the weights record it, ``source_scale``: crop px per source px of the training faces
+(the median; :class:`recon_cli.face.align.AlignConfig`), which the runtime uses to bring sharper
+photos to the training resolution.
 
 ONNX files carry the same keys in ``metadata_props`` (prefixed ``recon.``, values JSON-encoded,
 see :func:`encode_metadata` / :func:`decode_metadata`); TensorRT engines carry them in a JSON

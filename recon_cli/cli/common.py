@@ -30,3 +30,17 @@ class Backend(str, Enum):
     torch = "torch"
     onnx = "onnx"
     tensorrt = "tensorrt"
+
+
+class SourceRes(str, Enum):
+    """`--source-res` of `recon run` and `recon eval aflw2000`
+    (:class:`recon_cli.pipeline.reconstruct.Reconstructor`)."""
+
+    train = "train"
+    native = "native"
+
+
+SOURCE_RES_HELP = ("train = a photo in which the face is sharper than the encoder's training faces is first resampled "
+                   "(area average) to their resolution, the `source_scale` the weights record (the shipped default: "
+                   "its training faces were ~77-px photos); native = crop straight from the photo. Weights without a "
+                   "recorded scale always crop natively.")

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from recon_cli.cli.common import Backend
+from recon_cli.cli.common import SOURCE_RES_HELP, Backend, SourceRes
 
 eval_app = typer.Typer(help="Evaluate a model on a benchmark (table + --json/--csv files).", no_args_is_help=True)
 
@@ -100,6 +100,7 @@ def aflw2000(
     tta: Tta = typer.Option(Tta.none, "--tta", help="--method recon, test-time augmentation: none = one crop (the "
                             "published protocol); flip = also encode the mirror image and average the two sets of 68 "
                             "points (twice the encoder work)."),
+    source_res: SourceRes = typer.Option(SourceRes.train, "--source-res", help="--method recon: " + SOURCE_RES_HELP),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar."),
 ) -> None:
     """AFLW2000-3D landmark NME (%) by |yaw| bin, the protocol of 3DDFA / PRNet / 3DDFA-V2.
@@ -128,7 +129,7 @@ def aflw2000(
         if inner == Contour.bfm:
             teacher = teacher_mesh or default_teacher_path(data)
     predictor, extra = _make_predictor(method, weights, backend, threads, gt_align, template, tta, teacher,
-                                       hidden_jaw=contour == Contour.bfm, calib=calib)
+                                       hidden_jaw=contour == Contour.bfm, calib=calib, source_res=source_res)
     results = []
     try:
         for c in crops:
@@ -346,7 +347,8 @@ def calibrate_cmd(
 
 def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],
                     gt_align: GtAlign = GtAlign.mesh, bfm_template: Optional[Path] = None, tta: Tta = Tta.none,
-                    teacher_mesh: Optional[Path] = None, hidden_jaw: bool = True, calib: str = "none"):
+                    teacher_mesh: Optional[Path] = None, hidden_jaw: bool = True, calib: str = "none",
+                    source_res: SourceRes = SourceRes.train):
     """The predictor; ``bfm_template`` (a path) switches on the BFM convention: the hidden contour
     (``hidden_jaw``) and, with ``teacher_mesh``, the inner points; ``calib``: auto | none | a
     ``.aflw21.json`` (:mod:`recon_cli.eval.aflw21_calib`)."""
@@ -357,6 +359,9 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
         if tta != Tta.none:
             raise InputError("--tta applies to --method recon only (MediaPipe's points are scored as it gives them)",
                              hint="drop --tta, or use --method recon")
+        if source_res != SourceRes.train:
+            raise InputError("--source-res applies to --method recon only (MediaPipe crops with its own detector)",
+                             hint="drop --source-res, or use --method recon")
         cal = None if calib in ("auto", "none") else Path(calib)
         if calib == "auto":  # the baseline's own, shipped beside the default encoder's
             from recon_cli.eval.aflw21_calib import MEDIAPIPE_NAME
@@ -377,7 +382,8 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
         cal = Path(calib)
     return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value,
                                      bfm_template=bfm_template, tta=tta.value, teacher_mesh=teacher_mesh,
-                                     hidden_jaw=hidden_jaw, calib=cal, calib_auto=calib == "auto"), {}
+                                     hidden_jaw=hidden_jaw, calib=cal, calib_auto=calib == "auto",
+                                     source_res=source_res.value), {}
 
 
 def register(app: typer.Typer) -> None:

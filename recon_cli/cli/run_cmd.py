@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from recon_cli.cli.common import Backend
+from recon_cli.cli.common import SOURCE_RES_HELP, Backend, SourceRes
 from recon_cli.cli.groups import bench_app
 
 console = Console(stderr=True)
@@ -51,7 +51,7 @@ def _untrained_onnx(arch: str, model, checkpoint: Path | None = None) -> Path:
     return out
 
 
-def _setup(weights, backend: str, arch: str, threads, model_path, max_faces: int):
+def _setup(weights, backend: str, arch: str, threads, model_path, max_faces: int, source_res: str = "train"):
     """Common set-up: morphable model, encoder backend + description, reconstructor."""
     import cv2
 
@@ -69,7 +69,9 @@ def _setup(weights, backend: str, arch: str, threads, model_path, max_faces: int
     if not info["trained"]:
         console.print("[yellow]warning:[/] untrained encoder — every face is the mean face at the detected position "
                       "(pass --weights to use a trained encoder)")
-    return model, enc, info, Reconstructor(enc, model, max_batch=max(1, max_faces))
+    recon = Reconstructor(enc, model, max_batch=max(1, max_faces), source_res=source_res)
+    info["source_scale"] = recon.align_cfg.source_scale  # None: crops straight from the frame
+    return model, enc, info, recon
 
 
 def _smoothing(smooth: bool, overrides: list[str]):
@@ -113,6 +115,7 @@ def register(app: typer.Typer) -> None:
         max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="stop after N frames."),
         model_path: Optional[Path] = typer.Option(None, "--model", help="morphable model .npz (default: the shipped ICT-FaceKit)."),
         no_stats: bool = typer.Option(False, "--no-stats", help="do not print FPS/stage times onto the overlay."),
+        source_res: SourceRes = typer.Option(SourceRes.train, "--source-res", help=SOURCE_RES_HELP),
     ) -> None:
         """Reconstruct 3-D faces live from a video, camera, image(s) or stream.
 
@@ -140,7 +143,8 @@ def register(app: typer.Typer) -> None:
 
             smoothing = replace(smoothing, enabled=False)  # separate photos: nothing to smooth across
         with src:
-            model, enc, info, recon = _setup(weights, backend.value, arch, threads, model_path, max_faces)
+            model, enc, info, recon = _setup(weights, backend.value, arch, threads, model_path, max_faces,
+                                             source_res.value)
             opts = RunOptions(max_faces=max_faces, smoothing=smoothing, view=view, render=view or save_video is not None,
                               save_video=save_video, save_coeffs=save_coeffs, save_meshes=save_meshes,
                               mesh_format=mesh_format, max_frames=max_frames, stats=not no_stats)

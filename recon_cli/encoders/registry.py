@@ -7,7 +7,9 @@ Checkpoint file (``torch.save`` of a dict, written atomically)::
 
     {"format_version": 1,
      "meta": {"arch", "layout" (CoeffLayout dict), "size", "model_name", "model_hash",
-              "config" (dict), "format_version"},
+              "config" (dict), "format_version",
+              "source_scale" (optional: crop px per source px of the training faces, median;
+                              recon_cli.face.align.AlignConfig)},
      "state_dict": encoder.state_dict(),
      "extra": {...}}          # anything else the caller keeps (step, metrics, optimiser…)
 
@@ -104,7 +106,8 @@ def load_pretrained(encoder: Encoder, path: str | Path) -> None:
 
 def save_checkpoint(path: str | Path, encoder: Encoder, *, arch: str, layout: CoeffLayout, size: int,
                     model_name: str, model_hash: str, config: dict | None = None,
-                    extra: dict[str, Any] | None = None, half: bool = False) -> Path:
+                    extra: dict[str, Any] | None = None, half: bool = False,
+                    source_scale: float | None = None) -> Path:
     """Write the encoder and its metadata atomically to ``path`` (see module docstring).
 
     ``half=True`` stores floating-point tensors as float16 (half the size; shipped weights);
@@ -115,6 +118,8 @@ def save_checkpoint(path: str | Path, encoder: Encoder, *, arch: str, layout: Co
                          f"(arch {encoder.arch}, {encoder.layout.total} coeffs)")
     meta = {"arch": arch, "layout": layout.to_dict(), "size": int(size), "model_name": model_name,
             "model_hash": model_hash, "config": config or {}, "format_version": FORMAT_VERSION}
+    if source_scale is not None:
+        meta["source_scale"] = round(float(source_scale), 4)
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}

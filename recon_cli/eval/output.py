@@ -30,6 +30,7 @@ def result_row_label(result: EvalResult) -> str:
     inner = (s.get("inner") or {}).get("rule")
     tta = s.get("tta", "none")
     extra = "" if tta == "none" else f", TTA {tta}"
+    extra += ", native res" if s.get("source_res") == "native" else ""
     conv = ", BFM contour" if contour == "bfm-hidden" else ""
     conv += ", BFM inner" if inner == "bfm" else ""
     conv += ", AFLW calib" if s.get("aflw21_calib") else ""

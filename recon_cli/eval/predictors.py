@@ -148,6 +148,9 @@ class ReconPredictor:
             in one encoder batch; the mirror's 68 points are mirrored back (x → W − x, iBUG mirror
             order :data:`~recon_cli.face.landmarks68.MIRROR68`) and the two sets averaged, as is
             the head yaw (negated for the mirror). Twice the encoder work; not the paper's protocol.
+        source_res: ``"train"`` (default) or ``"native"``: whether a photo sharper than the
+            encoder's training faces is resampled to their resolution before the crop
+            (:class:`recon_cli.pipeline.reconstruct.Reconstructor`).
     """
 
     name = "recon"
@@ -155,7 +158,7 @@ class ReconPredictor:
     def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
                  model=None, gt_align: str = "mesh", bfm_template: str | Path | None = None, tta: str = "none",
                  teacher_mesh: str | Path | None = None, hidden_jaw: bool = True, calib: str | Path | None = None,
-                 calib_auto: bool = False):
+                 calib_auto: bool = False, source_res: str = "train"):
         from recon_cli.backends import load_backend
         from recon_cli.eval.crops import canonical_box_in_crop
         from recon_cli.face.align import template
@@ -192,7 +195,8 @@ class ReconPredictor:
             contour.inner = cal.offsets if contour.inner is None else contour.inner + cal.offsets
         self.weights, self.backend_name = Path(weights), backend
         enc = load_backend(weights, backend=backend, threads=threads)
-        self._rec = Reconstructor(enc, model, contour=contour)
+        self._rec = Reconstructor(enc, model, contour=contour, source_res=source_res)
+        self.source_res = source_res
         self.contour = {"rule": jaw_rule, "template": None if jaw_rule == "model" else str(bfm_template)}
         self._target5 = template(self._rec.align_cfg)
         self._box = canonical_box_in_crop(model, self._rec.cam)
@@ -216,6 +220,7 @@ class ReconPredictor:
                 "align": dict(self._rec.align_cfg.__dict__),
                 "gt_align": self.gt_align,
                 "tta": self.tta,
+                "source_res": self.source_res,
                 "contour": self.contour,
                 "inner": self.inner,
                 "aflw21_calib": self.calib,

@@ -55,11 +55,19 @@ class AlignConfig:
         scale: face size factor (1.0 = the model's mean face at the default camera); equivalent
             to multiplying the camera focal length.
         border: ``"constant"`` (black) or ``"replicate"`` padding where the crop leaves the image.
+        source_scale: crop px per source px of the faces the encoder was trained on (the median
+            over its training split, recorded in the weights as ``meta["source_scale"]``; v1.9:
+            1.83, its training faces were ~77 px photos enlarged into the 224 crop). A photo in
+            which the face is *sharper* than that (alignment scale below ``source_scale``) is first
+            resampled, area-averaged, to that resolution, so the crop holds the detail the encoder
+            learned from and no finer (:func:`resample_source`). ``None``: crop straight from
+            the photo (how training crops are made).
     """
 
     size: int = 224
     scale: float = 1.0
     border: str = "constant"
+    source_scale: float | None = None
 
 
 @dataclass
@@ -149,8 +157,43 @@ def warp(image: np.ndarray, M: np.ndarray, size: int, border: str = "constant",
     return cv2.warpAffine(image, M_cv, (size, size), flags=flags, borderMode=mode, borderValue=0)
 
 
+def similarity_scale(M: np.ndarray) -> float:
+    """The uniform scale of a similarity ``M (2, 3)``: crop px per source px."""
+    return float(np.hypot(M[0, 0], M[1, 0]))
+
+
+def resample_source(image: np.ndarray, M: np.ndarray, ratio: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``image`` a ``size × size`` crop through ``M`` covers, shrunk by ``ratio`` (< 1)
+    with area averaging → ``(smaller image, M' mapping its px → crop px)``.
+
+    Warping the result with ``M'`` gives the crop geometry of ``M`` exactly (same coordinates) but
+    the detail of a photo ``ratio`` times smaller. Only the covered region (+2 px) is resampled, so
+    the cost does not grow with the photo. Pixel convention: centres at ``j + ½`` (a region
+    ``[x0, x1)`` maps onto ``[0, nw)`` by ``(x − x0)·nw/(x1 − x0)``, which is also OpenCV's resize).
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    corners = transform_points(np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64), invert_affine(M))
+    x0, y0 = (max(0, int(np.floor(v)) - 2) for v in corners.min(0))
+    x1, y1 = min(w, int(np.ceil(corners[:, 0].max())) + 2), min(h, int(np.ceil(corners[:, 1].max())) + 2)
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the crop lies outside the photo: nothing to resample
+        return image, M
+    nw, nh = max(1, round((x1 - x0) * ratio)), max(1, round((y1 - y0) * ratio))
+    small = cv2.resize(image[y0:y1, x0:x1], (nw, nh), interpolation=cv2.INTER_AREA)
+    Ms = M.astype(np.float64).copy()
+    Ms[:, 0], Ms[:, 1] = M[:, 0] * (x1 - x0) / nw, M[:, 1] * (y1 - y0) / nh
+    Ms[:, 2] = M[:, 2] + M[:, :2] @ [x0, y0]
+    return small, Ms
+
+
 def align_face(image: np.ndarray, lm5: np.ndarray, cfg: AlignConfig = AlignConfig()) -> Aligned:
     """Crop ``image (H, W, C) uint8`` so that ``lm5 (5, 2)`` px land on :func:`template` (least squares).
-    Crops reaching outside the image are padded (``cfg.border``), never refused."""
+    Crops reaching outside the image are padded (``cfg.border``), never refused. With
+    ``cfg.source_scale``, a face sharper than the encoder's training faces is resampled to their
+    resolution first (:class:`AlignConfig`); ``M`` is the same either way."""
     M = umeyama_similarity(lm5, template(cfg))
-    return Aligned(crop=warp(image, M, cfg.size, cfg.border), M=M, M_inv=invert_affine(M))
+    src, Mw = image, M
+    if cfg.source_scale and similarity_scale(M) < cfg.source_scale:
+        src, Mw = resample_source(image, M, similarity_scale(M) / cfg.source_scale, cfg.size)
+    return Aligned(crop=warp(src, Mw, cfg.size, cfg.border), M=M, M_inv=invert_affine(M))

@@ -37,6 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from recon_cli.coeffs import CoeffLayout
+from recon_cli.errors import InputError
 from recon_cli.render.camera import CameraConfig, euler_to_rotation, project
 
 
@@ -139,6 +140,9 @@ def crop_geometry(verts_world: np.ndarray, M: np.ndarray, cam: CameraConfig) -> 
             "verts_cam": verts_cam, "roll": psi, "scale": s, "M_inv": M_inv}
 
 
+SOURCE_RES = ("train", "native")
+
+
 def _as_points5(face) -> np.ndarray:
     """A face (object with ``lm5``) or a ``(5, 2)`` array → ``(5, 2) float64``."""
     pts = getattr(face, "lm5", face)
@@ -157,9 +161,13 @@ class Reconstructor:
         model: the morphable model the encoder was trained for (NumPy decode).
         align: :class:`recon_cli.face.align.AlignConfig` (crop size is taken from the backend).
         max_batch: largest encoder batch (faces beyond it run in further calls).
+        source_res: ``"train"`` (default): a photo sharper than the encoder's training faces is
+            resampled to their resolution before the crop (the weights' ``meta["source_scale"]``;
+            weights without it crop straight from the photo); ``"native"``: always straight from
+            the photo. See :class:`recon_cli.face.align.AlignConfig`.
     """
 
-    def __init__(self, backend, model, align=None, max_batch: int = 16, contour=None):
+    def __init__(self, backend, model, align=None, max_batch: int = 16, contour=None, source_res: str = "train"):
         from recon_cli.backends.base import check_model_match, layout_from_meta
         from recon_cli.face.align import AlignConfig, crop_camera
 
@@ -168,7 +176,12 @@ class Reconstructor:
         self.layout: CoeffLayout = layout_from_meta(backend.meta)
         self.size = int(backend.meta.get("size", 224))
         base = align or AlignConfig()
-        self.align_cfg = AlignConfig(size=self.size, scale=base.scale, border=base.border)
+        if source_res not in SOURCE_RES:
+            raise InputError(f"source resolution must be one of {', '.join(SOURCE_RES)}, got {source_res!r}",
+                             hint="--source-res train|native")
+        scale = backend.meta.get("source_scale") if source_res == "train" else None
+        self.align_cfg = AlignConfig(size=self.size, scale=base.scale, border=base.border,
+                                     source_scale=None if scale is None else float(scale))
         self.cam = crop_camera(self.align_cfg)
         self.max_batch = max(1, int(max_batch))
         # optional landmark convention for the 68 points (e.g. recon_cli.eval.contour.HiddenContour):

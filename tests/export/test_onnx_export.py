@@ -54,6 +54,22 @@ def _check_metadata_and_batches(enc, meta, out, model, crops):
 def test_export_edge_backbone(tmp_path, default_model, real_crops):
     enc, meta, out = _export_and_check("mobilenet_v3_large", default_model, tmp_path)
     _check_metadata_and_batches(enc, meta, out, default_model, real_crops)
+    assert "source_scale" not in read_metadata(out)  # not recorded: not invented
+
+
+def test_export_carries_the_training_resolution(tmp_path, default_model):
+    """``source_scale`` (the training faces' resolution) travels to the ONNX file and back, so an
+    export crops a sharp photo as its checkpoint does."""
+    from recon_cli.pipeline.reconstruct import Reconstructor
+
+    enc, meta = make_encoder("mobilenet_v3_small", default_model)
+    meta = {**meta, "source_scale": 1.8258}
+    out = tmp_path / "enc.onnx"
+    export_encoder(enc, meta, ExportOptions(onnx=out, parity_count=2, threads=2, latency_repeat=1), model=default_model)
+    assert read_metadata(out)["source_scale"] == 1.8258
+    backend = load_backend(out, threads=1)
+    assert Reconstructor(backend, default_model).align_cfg.source_scale == 1.8258
+    assert Reconstructor(backend, default_model, source_res="native").align_cfg.source_scale is None
 
 
 @pytest.mark.slow  # ResNet-50 export + parity takes ~30-60 s on 2 busy cores

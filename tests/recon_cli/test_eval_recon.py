@@ -174,3 +174,50 @@ def test_flip_tta_is_mirror_consistent(shared_data):
     assert gaps["none"][0] > 0.3, gaps  # one crop alone is not mirror-consistent: the check can fail
     with pytest.raises(Exception, match="tta must be one of"):
         ReconPredictor(weights, tta="rotate")
+
+
+@pytest.mark.data
+def test_shipped_encoder_sees_sharp_photos_at_its_training_resolution(shared_data, capsys):
+    """The shipped weights record their training faces' resolution; on AFLW2000-3D's sharp photos
+    (~0.7 crop px per photo px, training ~1.8) the default crop is resampled to it: the crop
+    geometry and the points' scale stay, the detail and so the prediction change; ``native`` and
+    the CLI flag are recorded; MediaPipe, which has no crop of ours, refuses the flag."""
+    pytest.importorskip("torch")
+    import cv2
+
+    from recon_cli.cli.app import main
+    from recon_cli.eval.aflw2000_data import Aflw2000
+    from recon_cli.eval.predictors import ReconPredictor, default_weights
+    from recon_cli.face.align import similarity_scale
+
+    weights = default_weights()
+    if weights is None:
+        pytest.skip("no shipped weights in recon_cli/weights")
+    sample = next(s for s in Aflw2000(shared_data / "aflw2000-3d").samples() if abs(s.yaw_deg) < 20)
+    img = cv2.imread(str(sample.image_path))
+    preds, crops = {}, {}
+    for res in ("train", "native"):
+        p = ReconPredictor(weights, threads=2, source_res=res)
+        try:
+            faces = p.detect(img)
+            lm5 = p._faces[id(faces[0])].lm5
+            preds[res] = p._run(img, lm5)
+            crops[res] = p._rec.align(np.ascontiguousarray(img[..., ::-1]), [lm5])[0]
+            st = p.settings()
+        finally:
+            p.close()
+        assert st["source_res"] == res
+        scale = st["align"]["source_scale"]
+        assert (1.5 < scale < 2.2) if res == "train" else scale is None
+    assert similarity_scale(crops["train"].M) < 1.0 and np.array_equal(crops["train"].M, crops["native"].M)
+    lap = {k: cv2.Laplacian(cv2.cvtColor(v.crop, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for k, v in crops.items()}
+    assert lap["train"] < 0.5 * lap["native"], lap  # finer detail than training had is gone
+    gt = sample.gt68
+    size = np.sqrt(np.ptp(gt[0]) * np.ptp(gt[1]))
+    err = {k: np.linalg.norm(v - gt, axis=0).mean() / size for k, v in preds.items()}
+    assert 0 < np.abs(preds["train"] - preds["native"]).max() and max(err.values()) < 0.08, err
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "aflw2000", "--data", str(shared_data / "aflw2000-3d"), "--method", "mediapipe",
+              "--source-res", "native", "--limit", "1", "--quiet"])
+    out = capsys.readouterr()
+    assert e.value.code == 2 and "--source-res applies to --method recon only" in " ".join((out.out + out.err).split())

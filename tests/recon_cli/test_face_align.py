@@ -95,3 +95,47 @@ def test_crops_leaving_the_image_are_padded():
     assert (rep.crop == 200).all()
     with pytest.raises(ValueError):
         warp(img, al.M, 224, border="wrap")
+
+
+def _face_points(scale, centre=(300.0, 300.0)):
+    """5 points whose alignment has crop px per source px = ``scale`` (a face 1/scale the crop's size)."""
+    return (template(AlignConfig()) - 112.0) / scale + np.asarray(centre)
+
+
+def test_sharp_sources_are_resampled_to_the_training_resolution():
+    from recon_cli.face.align import similarity_scale
+
+    rng = np.random.default_rng(3)
+    noise = (rng.random((600, 600, 3)) * 255).astype(np.uint8)
+    ramp = np.tile(np.linspace(0, 255, 600)[None, :, None], (600, 1, 3)).astype(np.uint8)
+    lm5 = _face_points(0.4)  # a face 2.5× the crop: sharper than training at 1.8 crop px per source px
+    native, train = align_face(noise, lm5, AlignConfig()), align_face(noise, lm5, AlignConfig(source_scale=1.8))
+    assert similarity_scale(native.M) == pytest.approx(0.4)
+    np.testing.assert_array_equal(native.M, train.M)  # the geometry is the same ...
+    # ... the detail is the training faces': 0.4/1.8 of the source px survive, averaged (noise std ÷ ~4.5)
+    assert train.crop.std() < 0.35 * native.crop.std()
+    smooth_n, smooth_t = align_face(ramp, lm5, AlignConfig()), align_face(ramp, lm5, AlignConfig(source_scale=1.8))
+    assert np.abs(smooth_n.crop.astype(int) - smooth_t.crop.astype(int))[8:-8, 8:-8].max() <= 2  # nothing moves
+    # a face at or below the training resolution is cropped as before, bit for bit
+    lm5_small = _face_points(2.0)
+    np.testing.assert_array_equal(align_face(noise, lm5_small, AlignConfig()).crop,
+                                  align_face(noise, lm5_small, AlignConfig(source_scale=1.8)).crop)
+
+
+def test_resampling_only_touches_the_covered_region_and_survives_the_edge():
+    from recon_cli.face.align import resample_source
+
+    yy, xx = np.mgrid[0:900, 0:1200]
+    img = np.stack([xx * 0.2, yy * 0.25, (xx + yy) * 0.1], -1).astype(np.uint8)  # smooth: resampling keeps it
+    lm5 = _face_points(0.5, centre=(20.0, 880.0))  # half off the photo's bottom-left corner
+    M = umeyama_similarity(lm5, template(AlignConfig()))
+    small, Ms = resample_source(img, M, 0.25, 224)
+    assert small.shape[0] * small.shape[1] < 0.1 * img.shape[0] * img.shape[1]  # the covered region only
+    native = warp(img, M, 224)
+    resampled = align_face(img, lm5, AlignConfig(source_scale=2.0)).crop
+    inside = native.max(-1) > 0
+    assert np.abs(native.astype(int) - resampled.astype(int))[inside].mean() < 1.0  # same geometry
+    assert (resampled[~inside] == 0).mean() > 0.95  # outside the photo stays padded
+    far = umeyama_similarity(_face_points(0.5, centre=(-5000.0, -5000.0)), template(AlignConfig()))
+    same, Mf = resample_source(img, far, 0.25, 224)  # the crop misses the photo: nothing to resample
+    assert same is img and Mf is far

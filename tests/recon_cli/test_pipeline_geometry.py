@@ -131,3 +131,30 @@ def test_faces_are_batched_in_one_encoder_call(model):
     out = rec(image, faces)
     assert calls == [3] and len(out) == 3
     np.testing.assert_allclose([r.lm68[:, 0].mean() for r in out][1] - out[0].lm68[:, 0].mean(), 200.0, atol=1e-3)
+
+
+def test_source_resolution_comes_from_the_weights(model):
+    """``source_res="train"`` (default) resamples sharp photos to the weights' ``source_scale``;
+    weights without one, or ``"native"``, crop straight from the photo; other values are refused."""
+    from recon_cli.errors import InputError
+    from recon_cli.face.align import similarity_scale
+
+    backend = untrained_torch("mobilenet_v3_small", model, threads=1)
+    assert Reconstructor(backend, model).align_cfg.source_scale is None
+
+    class Recorded:  # the real backend, with the training resolution its weights would record
+        name, meta = backend.name, {**backend.meta, "source_scale": 1.8}
+
+        def __call__(self, x):
+            return backend(x)
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (900, 900, 3), dtype=np.uint8)
+    lm5 = (TEMPLATE_5 - 112.0) / 0.5 + 450.0  # a face twice the crop: 0.5 crop px per photo px
+    sharp, native = Reconstructor(Recorded(), model), Reconstructor(Recorded(), model, source_res="native")
+    assert sharp.align_cfg.source_scale == 1.8 and native.align_cfg.source_scale is None
+    a, b = sharp.align(image, [lm5])[0], native.align(image, [lm5])[0]
+    assert similarity_scale(a.M) == pytest.approx(0.5) and np.array_equal(a.M, b.M)
+    assert a.crop.std() < 0.5 * b.crop.std()  # the noise's photo-px detail is gone, as in the training faces
+    with pytest.raises(InputError, match="source-res"):
+        Reconstructor(Recorded(), model, source_res="sharp")

@@ -91,3 +91,35 @@ def test_ship_averages_several_checkpoints(tmp_path, capsys):
     err = capsys.readouterr().err
     assert ex.value.code == 2 and "size is 96" in err and "fix:" in err
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_ship_records_the_training_resolution(tmp_path, shared_data):
+    """``--source-scale-from DATASET`` measures the training split's median alignment scale as the
+    weights' config split it; a shipped file re-shipped keeps its own provenance (``extra``)."""
+    import json
+
+    import numpy as np
+
+    from tests.train.tiny_dataset import tiny_dataset
+    from train.data import split_ids
+    from train.ship import main
+
+    data = tiny_dataset(shared_data, tmp_path / "data")
+    recs = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    layout = CoeffLayout(6, 4, 5)
+    enc = build_encoder("mobilenet_v3_small", layout, 64)
+    cfg = {"data": {"val_fraction": 0.25, "split_seed": 3}}
+    src = save_checkpoint(tmp_path / "train.pt", enc, arch="mobilenet_v3_small", layout=layout, size=64,
+                          model_name="random", model_hash="0" * 16, config=cfg,
+                          extra={"train_state": {"step": 7, "best_val": 0.05}})
+    first = ship_weights(src, tmp_path / "v1.pt")
+    assert "source_scale" not in read_checkpoint(first)["meta"]
+    main(["--source-scale-from", str(data), str(first), str(tmp_path / "v1s.pt")])
+    obj = read_checkpoint(tmp_path / "v1s.pt")
+    idx, _ = split_ids([r["id"] for r in recs], 0.25, 3)
+    header = json.loads((data / "dataset.json").read_text())
+    want = np.median([np.hypot(*np.asarray(recs[i]["M"])[:, 0]) for i in idx]) * 64 / header["size"]
+    assert obj["meta"]["source_scale"] == round(float(want), 4)
+    assert obj["extra"]["source"] == "train.pt" and obj["extra"]["step"] == 7  # not "v1.pt"
+    assert read_checkpoint(ship_weights(tmp_path / "v1s.pt", tmp_path / "v2.pt"))["meta"]["source_scale"] == \
+        obj["meta"]["source_scale"]  # kept when shipped again

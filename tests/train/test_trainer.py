@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -66,6 +67,14 @@ def test_tiny_run_loss_decreases_and_writes_outputs(tiny, tmp_path):
 
     enc, meta = load_checkpoint(run / "checkpoints" / "last.pt")
     assert meta["arch"] == "mobilenet_v3_small" and meta["size"] == 64 and meta["config"]["optim"]["lr"] == 1e-4
+    # the training faces' resolution: their crops' median alignment scale, at the encoder's 64 px input
+    from train.data import load_entries, split_ids
+
+    header, entries = load_entries(cfg.data.path)
+    idx, _ = split_ids([e["id"] for e in entries], cfg.data.val_fraction, cfg.data.split_seed)
+    scales = [float(np.hypot(*np.asarray(json.loads(line)["M"])[:, 0]))
+              for line in (Path(cfg.data.path) / "manifest.jsonl").read_text().splitlines()]
+    assert meta["source_scale"] == pytest.approx(np.median([scales[i] for i in idx]) * 64 / header["size"], abs=1e-4)
     st = read_checkpoint(run / "checkpoints" / "last.pt")["extra"]["train_state"]
     assert st["step"] == 8 and "optimizer" in st and st["sampler"]["epoch"] >= 1
     # a second run with the same name refuses to overwrite
