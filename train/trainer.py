@@ -235,7 +235,8 @@ class Trainer:
             self.runlog = RunLog(self.run_dir, resume_step=self.step if cfg.run.resume else None)
             self.runlog.write({"kind": "event", "step": self.step, "event": "resume" if cfg.run.resume else "start",
                                "train": len(self.train_idx), "val": len(self.val_idx), "world": self.dist.world,
-                               "device": str(self.device), "amp": str(self.amp_dtype)})
+                               "device": str(self.device), "amp": str(self.amp_dtype),
+                               "source_scale": self.source_scale})
         t0, interrupted, last = time.perf_counter(), False, {}
         budget = self.budget_s
         self._t0, out_of_time = t0, budget > 0 and self.seconds_before >= budget  # a resume past its budget
