@@ -62,6 +62,9 @@ def measured_source_scale(dataset: str | Path, meta: dict) -> float:
     from train.data import load_entries, source_scale, split_ids
 
     data = (meta.get("config") or {}).get("data") or {}
+    if not (Path(dataset) / "manifest.jsonl").is_file():
+        raise InputError(f"--source-scale-from {dataset}: not a prepared dataset (no manifest.jsonl)",
+                         hint="pass the folder `recon prep` made for the weights' training run")
     header, entries = load_entries(dataset)
     idx, _ = split_ids([str(e.get("id", i)) for i, e in enumerate(entries)],
                        float(data.get("val_fraction", 0.05)), int(data.get("split_seed", 0)))

@@ -123,3 +123,8 @@ def test_ship_records_the_training_resolution(tmp_path, shared_data):
     assert obj["extra"]["source"] == "train.pt" and obj["extra"]["step"] == 7  # not "v1.pt"
     assert read_checkpoint(ship_weights(tmp_path / "v1s.pt", tmp_path / "v2.pt"))["meta"]["source_scale"] == \
         obj["meta"]["source_scale"]  # kept when shipped again
+    import pytest
+
+    with pytest.raises(SystemExit) as ex:  # not a prepared dataset: a message naming it, nothing written
+        main(["--source-scale-from", str(tmp_path / "v1.pt"), str(first), str(tmp_path / "v3.pt")])
+    assert ex.value.code == 2 and not (tmp_path / "v3.pt").exists()
