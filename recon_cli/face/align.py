@@ -193,7 +193,7 @@ def align_face(image: np.ndarray, lm5: np.ndarray, cfg: AlignConfig = AlignConfi
     ``cfg.source_scale``, a face sharper than the encoder's training faces is resampled to their
     resolution first (:class:`AlignConfig`); ``M`` is the same either way."""
     M = umeyama_similarity(lm5, template(cfg))
-    src, Mw = image, M
-    if cfg.source_scale and similarity_scale(M) < cfg.source_scale:
-        src, Mw = resample_source(image, M, similarity_scale(M) / cfg.source_scale, cfg.size)
+    src, Mw, s = image, M, similarity_scale(M)
+    if cfg.source_scale and s < cfg.source_scale:
+        src, Mw = resample_source(image, M, s / cfg.source_scale, cfg.size)
     return Aligned(crop=warp(src, Mw, cfg.size, cfg.border), M=M, M_inv=invert_affine(M))

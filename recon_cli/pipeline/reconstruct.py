@@ -3,7 +3,8 @@
 :class:`Reconstructor` is the one place where the runtime turns faces into reconstructions; the
 live pipeline (:mod:`recon_cli.pipeline.run`) and evaluation both call it::
 
-    faces (5 points each) ─ align (similarity M: original → 224 crop) ─ encoder backend (batched)
+    faces (5 points each) ─ align (similarity M: original → 224 crop; a face sharper than the
+      encoder's training faces is first shrunk to their resolution) ─ encoder backend (batched)
       ─ coefficients ─ NumPy decode + pose ─ project in the crop ─ M⁻¹ ─ original image pixels
 
 Geometry (frames of :mod:`recon_cli.render.camera`): the encoder predicts the pose in the *crop
@@ -159,7 +160,8 @@ class Reconstructor:
         backend: an encoder backend (:func:`recon_cli.backends.load_backend`): ``(B, 3, S, S)
             float32 RGB [0, 1] → (B, total) float32``, with ``meta["layout"]``/``meta["size"]``.
         model: the morphable model the encoder was trained for (NumPy decode).
-        align: :class:`recon_cli.face.align.AlignConfig` (crop size is taken from the backend).
+        align: :class:`recon_cli.face.align.AlignConfig` (crop size and ``source_scale`` are taken
+            from the backend).
         max_batch: largest encoder batch (faces beyond it run in further calls).
         source_res: ``"train"`` (default): a photo sharper than the encoder's training faces is
             resampled to their resolution before the crop (the weights' ``meta["source_scale"]``;
