@@ -82,11 +82,12 @@ def load_entries(dataset_dir: str | Path) -> tuple[dict[str, Any], list[dict[str
 
 
 def _read_manifest(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from recon_cli.face.align import similarity_scale
     from train.dataset_format import load_manifest
 
     header, samples = load_manifest(root)
     return header, [{"id": x.id, "source": x.source, "crop": x.crop, "mask": x.mask, "lm68": x.lm68,
-                     "scale": float(np.hypot(x.M[0, 0], x.M[1, 0])), "extra": x.extra or {}} for x in samples]
+                     "scale": similarity_scale(x.M), "extra": x.extra or {}} for x in samples]
 
 
 def source_scale(entries: list[dict[str, Any]], indices: list[int], size: int, prep_size: int) -> float | None:

@@ -8,8 +8,8 @@
 The metadata keeps ``source_scale`` (the training faces' median crop px per source px, which
 ``recon train`` records; :class:`recon_cli.face.align.AlignConfig`). Weights trained before it was
 recorded get it with ``--source-scale-from DATASET``: measured on that prepared dataset's training
-split, as the source's own config made it (``data.val_fraction``, ``data.split_seed``,
-``data.size``). Re-shipping a shipped file keeps its own ``extra`` (where it came from).
+split, as the source's own config made it (``data.max_samples``, ``data.val_fraction``,
+``data.split_seed``, ``data.size``). Re-shipping a shipped file keeps its own ``extra`` (where it came from).
 
 A checkpoint of a run with ``optim.ema_decay`` holds the moving average of the weights as its
 encoder (that is what ships by default) and the optimiser's raw weights in its training state;
@@ -66,6 +66,8 @@ def measured_source_scale(dataset: str | Path, meta: dict) -> float:
         raise InputError(f"--source-scale-from {dataset}: not a prepared dataset (no manifest.jsonl)",
                          hint="pass the folder `recon prep` made for the weights' training run")
     header, entries = load_entries(dataset)
+    if int(data.get("max_samples", 0)) > 0:  # as the trainer truncates
+        entries = entries[: int(data["max_samples"])]
     idx, _ = split_ids([str(e.get("id", i)) for i, e in enumerate(entries)],
                        float(data.get("val_fraction", 0.05)), int(data.get("split_seed", 0)))
     scale = source_scale(entries, idx, int(meta["size"]), int(header.get("size", meta["size"])))
