@@ -35,6 +35,12 @@ class Contour(str, Enum):
     model = "model"
 
 
+class Jaw(str, Enum):
+    bfm = "bfm"
+    bfm_hidden = "bfm-hidden"
+    model = "model"
+
+
 class Tta(str, Enum):
     none = "none"
     flip = "flip"
@@ -76,10 +82,12 @@ def aflw2000(
     gt_align: GtAlign = typer.Option(GtAlign.mesh, "--gt-align", help="--method recon on a ground-truth box (--crop gt, "
                                      "and detector misses): mesh = FaceMesh landmark model on the box gives the 5 "
                                      "alignment points (as in training); box = place the box like a frontal face's, no landmarks."),
-    contour: Contour = typer.Option(Contour.bfm, "--contour", help="--method recon, jaw points 0–16: bfm = where a "
-                                    "jaw point faces away from the camera, score it at the BFM contour's depth, the "
-                                    "convention of AFLW2000-3D's ground truth (recon_cli/eval/contour.py; needs "
-                                    "--bfm-template); model = the morphable model's own landmark vertices."),
+    contour: Jaw = typer.Option(Jaw.bfm, "--contour", help="jaw points 0–16, in the convention of AFLW2000-3D's "
+                                "ground truth (recon_cli/eval/contour.py): bfm = where a jaw point faces away from the "
+                                "camera, score it at the BFM contour's depth, and slide the others along the jaw to "
+                                "the BFM's spacing (needs --bfm-template and --teacher-mesh; --method mediapipe: the "
+                                "spacing only); bfm-hidden = the hidden points only (the rule before this version); "
+                                "model = the morphable model's own landmark vertices (MediaPipe's own points)."),
     inner: Contour = typer.Option(Contour.bfm, "--inner", help="inner points 17–67 (both methods): bfm = move each "
                                   "by the BFM template's offset from the landmark teacher's point on the mean face "
                                   "(the convention of AFLW2000-3D's ground truth; recon_cli/eval/contour.py; needs "
@@ -88,7 +96,7 @@ def aflw2000(
     bfm_template: Optional[Path] = typer.Option(None, "--bfm-template", help="--contour/--inner bfm: the BFM 68-point "
                                                 "template (Deep3DFaceRecon's BFM/similarity_Lm3D_all.mat). "
                                                 "Default: DATA/../bfm-topology/similarity_Lm3D_all.mat."),
-    teacher_mesh: Optional[Path] = typer.Option(None, "--teacher-mesh", help="--inner bfm: MediaPipe's FaceLandmarker "
+    teacher_mesh: Optional[Path] = typer.Option(None, "--teacher-mesh", help="--inner bfm, --contour bfm: MediaPipe's FaceLandmarker "
                                                 "bundle (its canonical face mesh). Default: "
                                                 "DATA/../mediapipe/face_landmarker.task."),
     calib: str = typer.Option("auto", "--calib", help="AFLW's annotation convention for the brows, eyes, mouth and "
@@ -122,14 +130,15 @@ def aflw2000(
     dataset = Aflw2000(data, landmarks=landmarks.value)
     crops = ["detector", "gt"] if crop == Crop.both else [crop.value]
     template = teacher = None
-    if Contour.bfm in (contour, inner) and (method == Method.recon or inner == Contour.bfm):
+    jaw_on = contour != Jaw.model and (method == Method.recon or contour == Jaw.bfm)
+    if jaw_on or inner == Contour.bfm:
         from recon_cli.eval.contour import default_teacher_path, default_template_path
 
         template = bfm_template or default_template_path(data)
-        if inner == Contour.bfm:
+        if inner == Contour.bfm or contour == Jaw.bfm:
             teacher = teacher_mesh or default_teacher_path(data)
     predictor, extra = _make_predictor(method, weights, backend, threads, gt_align, template, tta, teacher,
-                                       hidden_jaw=contour == Contour.bfm, calib=calib, source_res=source_res)
+                                       jaw=contour, inner=inner, calib=calib, source_res=source_res)
     results = []
     try:
         for c in crops:
@@ -231,11 +240,11 @@ def calibrate_cmd(
     val_fraction: float = typer.Option(0.05, "--val-fraction", min=0.0, max=0.99, help="data.val_fraction of the encoder's training run."),
     split_seed: int = typer.Option(0, "--split-seed", help="data.split_seed of the encoder's training run."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N faces of the split."),
-    contour: Contour = typer.Option(Contour.bfm, "--contour", help="the jaw rule the offsets are fitted on top of (as in `recon eval aflw2000`)."),
+    contour: Jaw = typer.Option(Jaw.bfm, "--contour", help="the jaw rule the offsets are fitted on top of (as in `recon eval aflw2000`)."),
     inner: Contour = typer.Option(Contour.bfm, "--inner", help="the inner-point rule the offsets are fitted on top of (as in `recon eval aflw2000`)."),
     bfm_template: Optional[Path] = typer.Option(None, "--bfm-template", help="--contour/--inner bfm: the BFM 68-point template "
                                                 "(Deep3DFaceRecon's BFM/similarity_Lm3D_all.mat)."),
-    teacher_mesh: Optional[Path] = typer.Option(None, "--teacher-mesh", help="--inner bfm: MediaPipe's face_landmarker.task."),
+    teacher_mesh: Optional[Path] = typer.Option(None, "--teacher-mesh", help="--inner bfm, --contour bfm: MediaPipe's face_landmarker.task."),
     backend: Backend = typer.Option(Backend.auto, "--backend", help="encoder runtime (auto: by file extension)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="encoder CPU threads."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the per-point table as JSON ('-': stdout only)."),
@@ -270,15 +279,16 @@ def calibrate_cmd(
         if inner != Contour.bfm:
             raise InputError("a MediaPipe calibration is fitted on top of the BFM inner-point convention",
                              hint="use --inner bfm (the default) with --bfm-template and --teacher-mesh")
-        contour = Contour.model  # the jaw rule is the encoder's; MediaPipe's jaw is scored as it is
+        if contour == Jaw.bfm_hidden:  # MediaPipe's jaw has no hidden-contour rule: it is scored as it is
+            contour = Jaw.model
     else:
         w = weights or default_weights()
         if w is None:
             raise no_weights_error()
         if not Path(w).is_file():
             raise InputError(f"encoder weights not found: {w}", hint="pass --weights FILE (.pt, .onnx or .engine)")
-    need = {"--bfm-template": bfm_template} if Contour.bfm in (contour, inner) else {}
-    if inner == Contour.bfm:
+    need = {"--bfm-template": bfm_template} if contour != Jaw.model or inner == Contour.bfm else {}
+    if inner == Contour.bfm or contour == Jaw.bfm:
         need["--teacher-mesh"] = teacher_mesh
     missing = [k for k, v in need.items() if v is None]
     if missing:
@@ -300,19 +310,21 @@ def calibrate_cmd(
     if (dest.exists() and not dest.is_file()) or (dest.parent.exists() and not dest.parent.is_dir()):
         raise InputError(f"cannot write {dest}: not a file path", hint="pass --out FILE.aflw21.json in a writable folder")
     template = load_bfm_template(bfm_template) if need else None
-    teacher = load_teacher_canonical(teacher_mesh) if inner == Contour.bfm else None
+    teacher = load_teacher_canonical(teacher_mesh) if "--teacher-mesh" in need else None
     console = Console()
     bar = _progress(not quiet, len(faces), f"calibrate · {method.value} · {len(faces)} faces")
     if mp:
         with bar as advance:
-            delta, stats = ac.fit_mediapipe(faces, TeacherInner.from_template(template, teacher), progress=lambda n: advance())
-        rules = {"inner": "bfm"}
+            delta, stats = ac.fit_mediapipe(faces, TeacherInner.from_template(template, teacher, spacing=contour == Jaw.bfm),
+                                            progress=lambda n: advance())
+        rules = {"contour": "bfm-spacing" if contour == Jaw.bfm else "model", "inner": "bfm"}
         ident = {"weights": "mediapipe", "weights_sha256": ac.mediapipe_digest()}
     else:
         model = load_default_model()
         cont = None
         if need:
-            cont = HiddenContour.from_template(model, template, teacher, jaw=contour == Contour.bfm)
+            cont = HiddenContour.from_template(model, template, teacher, jaw=contour != Jaw.model,
+                                               spacing=contour == Jaw.bfm, inner=inner == Contour.bfm)
         rec = Reconstructor(load_backend(w, backend=backend.value, threads=threads), model, contour=cont)
         align = header.get("align", {})
         if abs(float(align.get("scale", rec.align_cfg.scale)) - rec.align_cfg.scale) > 1e-6:
@@ -321,7 +333,7 @@ def calibrate_cmd(
         with bar as advance:
             delta, stats = ac.fit(rec, faces, int(header.get("size", rec.size)),
                                   progress=lambda n: [advance() for _ in range(n)])
-        rules = {"contour": "bfm-hidden" if contour == Contour.bfm else "model",
+        rules = {"contour": contour.value,
                  "inner": inner_settings(bfm_template, teacher_mesh if inner == Contour.bfm else None)["rule"]}
         ident = {"weights": Path(w).name, "weights_sha256": ac.weights_digest(w)}
     info = {"method": method.value, **ident, "rules": rules, "dataset": str(data),
@@ -347,10 +359,10 @@ def calibrate_cmd(
 
 def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],
                     gt_align: GtAlign = GtAlign.mesh, bfm_template: Optional[Path] = None, tta: Tta = Tta.none,
-                    teacher_mesh: Optional[Path] = None, hidden_jaw: bool = True, calib: str = "none",
-                    source_res: SourceRes = SourceRes.train):
-    """The predictor; ``bfm_template`` (a path) switches on the BFM convention: the hidden contour
-    (``hidden_jaw``) and, with ``teacher_mesh``, the inner points; ``calib``: auto | none | a
+                    teacher_mesh: Optional[Path] = None, jaw: Jaw = Jaw.bfm, inner: Contour = Contour.bfm,
+                    calib: str = "none", source_res: SourceRes = SourceRes.train):
+    """The predictor; ``bfm_template`` (a path) switches on the BFM convention: the jaw rule ``jaw``
+    and, with ``teacher_mesh``, the inner points (``inner``); ``calib``: auto | none | a
     ``.aflw21.json`` (:mod:`recon_cli.eval.aflw21_calib`)."""
     from recon_cli.errors import InputError
     from recon_cli.eval import predictors
@@ -369,7 +381,8 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
 
             cal = WEIGHTS_DIR / MEDIAPIPE_NAME if (WEIGHTS_DIR / MEDIAPIPE_NAME).is_file() else None
         return predictors.MediaPipePredictor(bfm_template=bfm_template, teacher_mesh=teacher_mesh, calib=cal,
-                                             calib_auto=calib == "auto"), {}
+                                             calib_auto=calib == "auto", inner_bfm=inner == Contour.bfm,
+                                             jaw="bfm-spacing" if jaw == Jaw.bfm else "model"), {}
     w = weights or predictors.default_weights()
     if w is None:
         raise predictors.no_weights_error()
@@ -382,8 +395,8 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
         cal = Path(calib)
     return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value,
                                      bfm_template=bfm_template, tta=tta.value, teacher_mesh=teacher_mesh,
-                                     hidden_jaw=hidden_jaw, calib=cal, calib_auto=calib == "auto",
-                                     source_res=source_res.value), {}
+                                     jaw=jaw.value, inner_bfm=inner == Contour.bfm, calib=cal,
+                                     calib_auto=calib == "auto", source_res=source_res.value), {}
 
 
 def register(app: typer.Typer) -> None:

@@ -49,6 +49,8 @@ from recon_cli.errors import InputError
 TEMPLATE_FILE = "similarity_Lm3D_all.mat"
 TEACHER_FILE = "face_landmarker.task"  # MediaPipe's FaceLandmarker bundle: its canonical face mesh
 _TEACHER_MEMBER = "geometry_pipeline_metadata_landmarks.binarypb"
+#: jaw rules of ``recon eval --contour`` for the encoder: hidden + spacing, hidden only, none
+JAW_RULES = ("bfm", "bfm-hidden", "model")
 JAW = np.arange(17)
 INNER = np.arange(17, 68)  # brows, nose, eyes, mouth: where the two conventions agree (0.34 cm rms)
 
@@ -156,6 +158,41 @@ def teacher_offsets(model, template: np.ndarray, teacher_mesh: np.ndarray) -> np
     return s2 * _gap(template, teacher) @ R2.T
 
 
+def jaw_fractions(jaw: np.ndarray) -> np.ndarray:
+    """``jaw (17, 3)`` points of a frontal face → ``(17,)`` arc-length fractions along them (x, y
+    only: the length a frontal photo shows), 0 at point 0, 1 at point 16."""
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(jaw[:, :2], axis=0), axis=1))]
+    return arc / arc[-1]
+
+
+def jaw_spacing(jaw: np.ndarray, template: np.ndarray, teacher68: np.ndarray) -> np.ndarray:
+    """``(68, 3)`` offsets (``jaw``'s frame and units; zero off the jaw) that slide each of the 17 jaw
+    points of ``jaw (17, 3)`` (a mean face's) along its own polyline to the BFM's spacing.
+
+    The teacher (MediaPipe's face oval, :mod:`recon_cli.face.landmarks68`) spaces the 17 points
+    evenly along the visible outline; the BFM's landmark vertices sit at other fractions of the
+    jaw's length (the template's points 2–6 and 10–14 1–2 % of it further from the chin). Point k
+    moves by (BFM fraction − teacher fraction) × the polyline's length, along the polyline, so the
+    jaw keeps its shape; the ends and the chin stay. No benchmark data: the two mean faces only."""
+    shift = jaw_fractions(template[JAW]) - jaw_fractions(teacher68[JAW])
+    arc = jaw_fractions(jaw) * np.linalg.norm(np.diff(jaw[:, :2], axis=0), axis=1).sum()
+    out = np.zeros((68, 3))
+    for k in JAW:
+        s = float(np.clip(arc[k] + shift[k] * arc[-1], 0.0, arc[-1]))
+        i = min(int(np.searchsorted(arc, s, side="right")) - 1, len(arc) - 2)
+        w = (s - arc[i]) / (arc[i + 1] - arc[i])
+        out[k] = (1 - w) * jaw[i] + w * jaw[i + 1] - jaw[k]
+    return out
+
+
+def model_jaw_spacing(model, template: np.ndarray, teacher_mesh: np.ndarray) -> np.ndarray:
+    """:func:`jaw_spacing` on ``model``'s mean-shape landmark vertices: ``(68, 3)`` metres, model space."""
+    from recon_cli.face.landmarks68 import mesh_to_68_3d
+
+    lm = np.asarray(model.mean_shape, dtype=np.float64)[model.landmarks68]
+    return jaw_spacing(lm[JAW], template, mesh_to_68_3d(teacher_mesh))
+
+
 def inner_settings(template_path, teacher_path) -> dict:
     """What a predictor records of its inner-point rule: ``bfm`` with both files, else ``model``."""
     on = template_path is not None and teacher_path is not None
@@ -176,8 +213,18 @@ class TeacherInner:
     gap: np.ndarray
 
     @classmethod
-    def from_template(cls, template: np.ndarray, teacher_mesh: np.ndarray) -> "TeacherInner":
-        return cls(canonical=np.asarray(teacher_mesh, np.float64), gap=teacher_gap(template, teacher_mesh))
+    def from_template(cls, template: np.ndarray, teacher_mesh: np.ndarray, inner: bool = True,
+                      spacing: bool = False) -> "TeacherInner":
+        """``inner``: the inner points' gap (:func:`teacher_gap`); ``spacing``: the jaw points slid to
+        the BFM's spacing along the canonical face's own jaw (:func:`jaw_spacing`)."""
+        from recon_cli.face.landmarks68 import mesh_to_68_3d
+
+        canonical = np.asarray(teacher_mesh, np.float64)
+        gap = teacher_gap(template, canonical) if inner else np.zeros((68, 3))
+        if spacing:
+            t68 = mesh_to_68_3d(canonical)
+            gap = gap + jaw_spacing(t68[JAW], template, t68)
+        return cls(canonical=canonical, gap=gap)
 
     def points68(self, mesh: np.ndarray) -> np.ndarray:
         """``mesh (468|478, 3)`` image px (x right, y down, z = MediaPipe's relative depth, larger =
@@ -204,27 +251,34 @@ class HiddenContour:
     ``offsets (68, 3)``: metres, model space, zero outside the jaw (all zero: the jaw stays the
     model's); ``normals (68, 3)``: unit mean-shape vertex normals of the 68 landmark vertices, model
     space; ``inner (68, 3)``: metres, model space, added whatever the pose (:func:`teacher_offsets`;
-    zero: the encoder's own inner points).
+    zero: the encoder's own inner points); ``visible (68, 3)``: metres, model space, zero outside
+    the jaw, added to the jaw points the hidden rule leaves where they are (:func:`model_jaw_spacing`:
+    the BFM's spacing along the jaw; None: off).
     """
 
     offsets: np.ndarray
     normals: np.ndarray
     inner: np.ndarray | None = None
+    visible: np.ndarray | None = None
 
     @classmethod
     def from_template(cls, model, template: np.ndarray, teacher_mesh: np.ndarray | None = None,
-                      jaw: bool = True) -> "HiddenContour":
-        """``jaw``: the hidden-contour rule for 0–16; ``teacher_mesh (468, 3)``: MediaPipe's canonical
-        face, which switches on the inner-point offsets (:func:`teacher_offsets`)."""
+                      jaw: bool = True, spacing: bool = False, inner: bool = True) -> "HiddenContour":
+        """``jaw``: the hidden-contour rule for 0–16; ``spacing``: the visible jaw points slid to the
+        BFM's spacing (:func:`model_jaw_spacing`; needs ``teacher_mesh``); ``inner`` with
+        ``teacher_mesh (468, 3)``, MediaPipe's canonical face: the inner-point offsets (:func:`teacher_offsets`)."""
         from recon_cli.mesh.topology import vertex_normals
 
+        if spacing and teacher_mesh is None:
+            raise ValueError("the jaw spacing rule needs the teacher's canonical face (teacher_mesh)")
         mean = np.asarray(model.mean_shape, dtype=np.float64)
         offsets = np.zeros((68, 3))
         if jaw:
             offsets[JAW] = (template_in_model_frame(model, template) - mean[model.landmarks68])[JAW]
         normals = vertex_normals(mean, np.asarray(model.triangles))[model.landmarks68]
-        inner = None if teacher_mesh is None else teacher_offsets(model, template, teacher_mesh)
-        return cls(offsets=offsets, normals=normals, inner=inner)
+        inner_off = teacher_offsets(model, template, teacher_mesh) if inner and teacher_mesh is not None else None
+        visible = model_jaw_spacing(model, template, teacher_mesh) if spacing else None
+        return cls(offsets=offsets, normals=normals, inner=inner_off, visible=visible)
 
     def hidden(self, lm_model: np.ndarray, R: np.ndarray, trans: np.ndarray, distance: float) -> np.ndarray:
         """``(N, 68) bool``: jaw landmarks whose turned normal points away from the camera centre.
@@ -238,9 +292,13 @@ class HiddenContour:
         return out
 
     def apply(self, lm_model: np.ndarray, R: np.ndarray, trans: np.ndarray, distance: float) -> np.ndarray:
-        """The 68 landmarks ``(N, 68, 3)`` model space, hidden jaw points moved to the BFM contour and
-        the inner points by :attr:`inner` (when set)."""
+        """The 68 landmarks ``(N, 68, 3)`` model space, hidden jaw points moved to the BFM contour, the
+        visible ones by :attr:`visible` and the inner points by :attr:`inner` (each when set)."""
         out = lm_model
-        if self.offsets.any():  # the hidden-contour rule is on (not with jaw=False)
-            out = out + self.offsets[None] * self.hidden(lm_model, R, trans, distance)[..., None]
+        if self.offsets.any() or self.visible is not None:
+            hidden = self.hidden(lm_model, R, trans, distance)[..., None]
+            if self.offsets.any():  # the hidden-contour rule is on (not with jaw=False)
+                out = out + self.offsets[None] * hidden
+            if self.visible is not None:  # zero off the jaw, so only the visible jaw points move
+                out = out + self.visible[None] * ~hidden
         return out if self.inner is None else out + self.inner[None]

@@ -31,7 +31,7 @@ def result_row_label(result: EvalResult) -> str:
     tta = s.get("tta", "none")
     extra = "" if tta == "none" else f", TTA {tta}"
     extra += ", native res" if s.get("source_res") == "native" else ""
-    conv = ", BFM contour" if contour == "bfm-hidden" else ""
+    conv = {"bfm": ", BFM jaw", "bfm-hidden": ", BFM contour", "bfm-spacing": ", BFM jaw spacing"}.get(contour, "")
     conv += ", BFM inner" if inner == "bfm" else ""
     conv += ", AFLW calib" if s.get("aflw21_calib") else ""
     return f"{s['method']} (crop {s['crop']}, {s['landmarks']} GT{conv}{extra})"

@@ -36,24 +36,32 @@ class MediaPipePredictor:
 
     def __init__(self, max_faces: int = 4, min_detection_confidence: float | None = None,
                  bfm_template: str | Path | None = None, teacher_mesh: str | Path | None = None,
-                 calib: str | Path | None = None, calib_auto: bool = False):
-        """``bfm_template`` + ``teacher_mesh``: score the inner points in the BFM convention, as
-        ``recon eval --inner bfm`` does for the encoder (:class:`recon_cli.eval.contour.TeacherInner`);
-        ``calib``: a ``.aflw21.json`` fitted for MediaPipe's points (``recon eval calibrate --method
-        mediapipe``), added to that convention's offsets (so it needs both files); ``calib_auto``: the
-        file was found, not asked for: left out (not an error) when fitted on top of other rules."""
+                 calib: str | Path | None = None, calib_auto: bool = False, jaw: str = "model",
+                 inner_bfm: bool = True):
+        """``bfm_template`` + ``teacher_mesh``: score the inner points in the BFM convention
+        (``inner_bfm``), as ``recon eval --inner bfm`` does for the encoder, and with ``jaw="bfm-spacing"``
+        the jaw points at the BFM's spacing along the jaw (:class:`recon_cli.eval.contour.TeacherInner`;
+        MediaPipe's jaw has no hidden-contour rule); ``calib``: a ``.aflw21.json`` fitted for
+        MediaPipe's points (``recon eval calibrate --method mediapipe``), added to that convention's
+        offsets (so it needs both files); ``calib_auto``: the file was found, not asked for: left out
+        (not an error) when fitted on top of other rules."""
         from recon_cli.face.mediapipe_mesh import FaceLandmarker, LandmarkerConfig
 
+        if jaw not in ("model", "bfm-spacing"):
+            raise InputError(f"MediaPipe's jaw rule must be model or bfm-spacing, got {jaw!r}", hint="--contour bfm|model")
+        spacing = jaw == "bfm-spacing" and bfm_template is not None and teacher_mesh is not None
+        use_inner = inner_bfm and bfm_template is not None and teacher_mesh is not None
         self._inner = None
-        if bfm_template is not None and teacher_mesh is not None:
+        if spacing or use_inner:
             from recon_cli.eval.contour import TeacherInner, load_bfm_template, load_teacher_canonical
 
-            self._inner = TeacherInner.from_template(load_bfm_template(bfm_template),
-                                                     load_teacher_canonical(teacher_mesh))
-        self.inner = inner_settings(bfm_template, teacher_mesh)
+            self._inner = TeacherInner.from_template(load_bfm_template(bfm_template), load_teacher_canonical(teacher_mesh),
+                                                     inner=use_inner, spacing=spacing)
+        self.inner = inner_settings(bfm_template, teacher_mesh if use_inner else None)
+        self.jaw = {"rule": "bfm-spacing" if spacing else "model", "template": str(bfm_template) if spacing else None}
         from recon_cli.eval.aflw21_calib import CANONICAL_M, resolve
 
-        cal = resolve(calib, None, {"inner": self.inner["rule"]}, auto=calib_auto)
+        cal = resolve(calib, None, {"contour": self.jaw["rule"], "inner": self.inner["rule"]}, auto=calib_auto)
         self.calib = None if cal is None else cal.settings()
         if cal is not None:
             if self._inner is None:
@@ -70,7 +78,7 @@ class MediaPipePredictor:
         self._roi.close()
 
     def settings(self) -> dict[str, Any]:
-        return {"landmarker": dict(self._cfg.__dict__), "inner": self.inner, "aflw21_calib": self.calib,
+        return {"landmarker": dict(self._cfg.__dict__), "contour": self.jaw, "inner": self.inner, "aflw21_calib": self.calib,
                 "gt_crop": "FaceMesh landmark model on the 3DDFA ROI box (sqrt(2)*max(w,h) square), no detector"}
 
     def _points(self, mesh: np.ndarray, lm68: np.ndarray | None = None) -> np.ndarray:
@@ -134,10 +142,13 @@ class ReconPredictor:
         model: the morphable model the encoder was trained for (default: the shipped one).
         gt_align: ``"mesh"`` or ``"box"`` (above).
         bfm_template: the convention of the scored 68 points: None = the model's landmark
-            vertices; the BFM 68-point template file = AFLW2000-3D's (BFM) hidden contour
-            (:class:`recon_cli.eval.contour.HiddenContour` built for ``model``; ``hidden_jaw=False``
-            keeps the model's jaw) and, with ``teacher_mesh`` (MediaPipe's ``face_landmarker.task``),
-            the BFM's inner points (:func:`recon_cli.eval.contour.teacher_offsets`).
+            vertices; the BFM 68-point template file = AFLW2000-3D's (BFM) convention
+            (:class:`recon_cli.eval.contour.HiddenContour` built for ``model``), for the jaw by ``jaw``
+            and, with ``teacher_mesh`` (MediaPipe's ``face_landmarker.task``) and ``inner_bfm``, the
+            BFM's inner points (:func:`recon_cli.eval.contour.teacher_offsets`).
+        jaw: ``"bfm"``: hidden jaw points at the BFM contour's depth, visible ones slid to the BFM's
+            spacing along the jaw (:func:`recon_cli.eval.contour.model_jaw_spacing`; needs
+            ``teacher_mesh``); ``"bfm-hidden"``: the hidden ones only; ``"model"``: the model's jaw.
         calib: a ``.aflw21.json`` of ``recon eval calibrate`` (:mod:`recon_cli.eval.aflw21_calib`):
             AFLW's annotation convention for the brows, eyes, mouth and chin, added on top of the
             two rules above; it must have been fitted for this encoder file and these rules
@@ -157,8 +168,8 @@ class ReconPredictor:
 
     def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
                  model=None, gt_align: str = "mesh", bfm_template: str | Path | None = None, tta: str = "none",
-                 teacher_mesh: str | Path | None = None, hidden_jaw: bool = True, calib: str | Path | None = None,
-                 calib_auto: bool = False, source_res: str = "train"):
+                 teacher_mesh: str | Path | None = None, jaw: str = "bfm", calib: str | Path | None = None,
+                 calib_auto: bool = False, source_res: str = "train", inner_bfm: bool = True):
         from recon_cli.backends import load_backend
         from recon_cli.eval.crops import canonical_box_in_crop
         from recon_cli.face.align import template
@@ -172,16 +183,24 @@ class ReconPredictor:
             from recon_cli.morphable import load_default_model
 
             model = load_default_model()
+        from recon_cli.eval.contour import JAW_RULES
+
+        if jaw not in JAW_RULES:
+            raise InputError(f"jaw rule must be one of {', '.join(JAW_RULES)}, got {jaw!r}", hint="--contour bfm|bfm-hidden|model")
+        if jaw == "bfm" and bfm_template is not None and teacher_mesh is None:
+            raise InputError("the BFM jaw rule needs MediaPipe's canonical face for the teacher's jaw spacing",
+                             hint="pass --teacher-mesh face_landmarker.task, or --contour bfm-hidden")
         contour = None
         if bfm_template is not None:  # read first: a bad template fails before the encoder loads
             from recon_cli.eval.contour import HiddenContour, load_bfm_template, load_teacher_canonical
 
             teacher = None if teacher_mesh is None else load_teacher_canonical(teacher_mesh)
-            contour = HiddenContour.from_template(model, load_bfm_template(bfm_template), teacher, jaw=hidden_jaw)
+            contour = HiddenContour.from_template(model, load_bfm_template(bfm_template), teacher,
+                                                  jaw=jaw != "model", spacing=jaw == "bfm", inner=inner_bfm)
         elif teacher_mesh is not None:
             raise InputError("the inner-point convention needs the BFM template", hint="pass bfm_template")
-        jaw_rule = "bfm-hidden" if contour is not None and hidden_jaw else "model"
-        self.inner = inner_settings(bfm_template, teacher_mesh)
+        jaw_rule = jaw if contour is not None else "model"
+        self.inner = inner_settings(bfm_template, teacher_mesh if inner_bfm else None)
         from recon_cli.eval.aflw21_calib import resolve
 
         # checked before the encoder loads: a wrong file fails fast

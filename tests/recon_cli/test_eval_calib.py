@@ -156,7 +156,7 @@ def test_calibrate_cli_on_aflw_crops_then_eval_uses_it(shared_data, tmp_path, ca
     assert e.value.code in (0, None), out.out + out.err
     assert "brow outer L" in out.out and str(cal.name) in out.out
     info = json.loads((tmp_path / "c.json").read_text())
-    assert info["faces"] >= 30 and info["rules"] == {"contour": "bfm-hidden", "inner": "bfm"}
+    assert info["faces"] >= 30 and info["rules"] == {"contour": "bfm", "inner": "bfm"}
     assert set(info["points"]) == {str(k + 1) for k in ac.FIT}
     for st in info["points"].values():  # the fitted offset never makes its own faces worse
         assert st["nme_after_pct"] <= st["nme_before_pct"] + 1e-6
@@ -200,7 +200,7 @@ def test_calibrate_cli_on_aflw_crops_then_eval_uses_it(shared_data, tmp_path, ca
     out = capsys.readouterr()
     assert e.value.code in (0, None), out.out + out.err
     cm = ac.Calibration.load(mp)
-    assert cm.info["method"] == "mediapipe" and cm.info["rules"] == {"inner": "bfm"} and np.abs(cm.offsets).max() > 1e-4
+    assert cm.info["method"] == "mediapipe" and cm.info["rules"] == {"contour": "bfm-spacing", "inner": "bfm"} and np.abs(cm.offsets).max() > 1e-4
     runs = {}
     for name, extra in (("cal", ["--calib", str(mp)]), ("off", ["--calib", "none"]), ("auto", [])):
         with pytest.raises(SystemExit) as e:
@@ -289,9 +289,9 @@ def test_the_shipped_calibrations_belong_to_the_shipped_predictors():
     if not w.is_file():
         pytest.skip("no shipped weights")
     cal = ac.Calibration.load(ac.beside(w))
-    cal.check(w, {"contour": "bfm-hidden", "inner": "bfm"})
+    cal.check(w, {"contour": "bfm", "inner": "bfm"})
     assert cal.info["split"]["name"] == "val" and cal.info["faces"] >= 300
     mp = ac.Calibration.load(WEIGHTS_DIR / ac.MEDIAPIPE_NAME)
-    mp.check(None, {"inner": "bfm"})
+    mp.check(None, {"contour": "bfm-spacing", "inner": "bfm"})
     # the model-space offsets are millimetres, not metres: nothing beyond 3 cm
     assert 1e-4 < np.abs(cal.offsets).max() < 0.03 and 1e-4 < np.abs(mp.offsets).max() < 0.03

@@ -104,6 +104,6 @@ def test_missing_folder_and_bad_mat_are_clear_errors(tmp_path, capsys, shared_da
     msg = " ".join(out.split())
     assert code == 2 and "BFM landmark template not found" in msg and "--inner model" in msg and "Traceback" not in out
     code, out = _run(["eval", "aflw2000", "--data", str(tmp_path), "--method", "mediapipe", "--quiet", "--inner", "model",
-                      "--json", str(tmp_path / "r.json")], capsys)
+                      "--contour", "model", "--json", str(tmp_path / "r.json")], capsys)
     assert code == 2 and "image00004.mat" in out and "Traceback" not in out
     assert not (tmp_path / "r.json").exists()

@@ -172,3 +172,63 @@ def test_teacher_inner_carries_the_gap_onto_an_image_mesh(template, teacher):
     expect = plain + ((s * teacher_gap(template, teacher) @ R.T) * flip)[:, :2]
     np.testing.assert_allclose(got, expect, atol=1e-3)
     assert np.abs(got[29] - plain[29]).max() > 3.0  # px: the bridge point really moves
+
+
+def _on_polyline(p, line):
+    """Distance of point ``p`` (3,) to the polyline ``line`` (n, 3)."""
+    best = np.inf
+    for a, b in zip(line[:-1], line[1:]):
+        t = np.clip(np.dot(p - a, b - a) / np.dot(b - a, b - a), 0.0, 1.0)
+        best = min(best, float(np.linalg.norm(a + t * (b - a) - p)))
+    return best
+
+
+def test_jaw_spacing_slides_along_the_jaw_to_the_bfm_fractions(model, template, teacher):
+    """The visible-jaw rule: each jaw point moves along the mean jaw (never off it) to the BFM
+    template's arc-length fraction; the ends and the chin stay; the same face twice moves nothing."""
+    from recon_cli.eval.contour import jaw_fractions, jaw_spacing, model_jaw_spacing
+    from recon_cli.face.landmarks68 import mesh_to_68_3d
+
+    t68 = mesh_to_68_3d(teacher)
+    jaw = np.asarray(model.mean_shape, np.float64)[model.landmarks68][:17]
+    off = model_jaw_spacing(model, template, teacher)
+    assert off.shape == (68, 3) and not off[17:].any() and not off[[0, 16]].any()
+    assert np.linalg.norm(off[8]) < 2e-4  # the chin: both faces put it half-way (0.1 mm apart)
+    assert 0.002 < np.abs(off[:17]).max() < 0.01  # millimetres, not centimetres
+    moved = jaw + off[:17]
+    assert max(_on_polyline(p, jaw) for p in moved) < 1e-9
+    # the moved points sit at the template's fractions of the jaw's length, measured along the jaw
+    length = np.linalg.norm(np.diff(jaw[:, :2], axis=0), axis=1).sum()
+    arc = jaw_fractions(jaw) * length
+    want = arc + (jaw_fractions(template[:17]) - jaw_fractions(t68[:17])) * length
+    seg = np.linalg.norm(np.diff(jaw[:, :2], axis=0), axis=1)
+    for k, p in enumerate(moved):
+        i = int(np.argmin([_on_polyline(p, jaw[j:j + 2]) for j in range(16)]))
+        got = arc[i] + np.linalg.norm(p[:2] - jaw[i, :2])
+        assert got == pytest.approx(want[k], abs=1e-6 * length + 1e-12) or seg[i] == 0
+    # the teacher's direction: points 2–6 and 10–14 move away from the chin (the residual it explains)
+    assert (np.abs(moved[3:6, 1] - jaw[8, 1]) < np.abs(jaw[3:6, 1] - jaw[8, 1])).sum() == 0
+    assert not jaw_spacing(t68[:17], t68, t68).any()  # one convention against itself: nothing moves
+
+
+def test_jaw_spacing_applies_to_visible_jaw_points_only(model, template, teacher):
+    c = HiddenContour.from_template(model, template, teacher, spacing=True)
+    hidden_only = HiddenContour.from_template(model, template, teacher)
+    lm = np.asarray(model.mean_shape, np.float64)[model.landmarks68][None]
+    trans = np.zeros((1, 3))
+    for yaw in (0.0, 60.0, -75.0):
+        R = euler_to_rotation(np.array([[0.0, np.radians(yaw), 0.0]]))
+        h = c.hidden(lm, R, trans, 1.0)[0]
+        a, b = c.apply(lm, R, trans, 1.0)[0], hidden_only.apply(lm, R, trans, 1.0)[0]
+        np.testing.assert_allclose(a[h], b[h])  # hidden points: the BFM contour, no spacing on top
+        np.testing.assert_allclose(a[17:], b[17:])  # inner points untouched
+        vis = np.flatnonzero(~h[:17])
+        np.testing.assert_allclose(a[vis] - b[vis], c.visible[vis])
+    with pytest.raises(ValueError, match="teacher"):
+        HiddenContour.from_template(model, template, None, spacing=True)
+    # MediaPipe's own points get the same spacing along its canonical face's jaw
+    plain = TeacherInner.from_template(template, teacher)
+    spaced = TeacherInner.from_template(template, teacher, spacing=True)
+    assert not plain.gap[:17].any() and np.abs(spaced.gap[:17]).max() > 0.1  # canonical units: cm
+    np.testing.assert_allclose(spaced.gap[17:], plain.gap[17:])
+    assert not TeacherInner.from_template(template, teacher, inner=False, spacing=True).gap[17:].any()

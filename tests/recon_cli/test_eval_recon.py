@@ -64,13 +64,13 @@ def test_recon_method_runs_end_to_end(onnx_encoder, shared_data, tmp_path, capsy
         for b in range(3):
             got = r["pose"]["abs_yaw_bias"][b]
             assert got is None if not (bins == b).any() else got == pytest.approx(d[bins == b].mean())
-        # the default jaw convention: AFLW2000-3D's BFM hidden contour, template found beside the data
-        assert r["settings"]["contour"]["rule"] == "bfm-hidden"
+        # the default jaw convention: AFLW2000-3D's BFM contour and spacing, template found beside the data
+        assert r["settings"]["contour"]["rule"] == "bfm"
         assert r["settings"]["contour"]["template"].endswith("bfm-topology/similarity_Lm3D_all.mat")
         # and its inner points: BFM template vs the teacher's canonical face, found beside the data
         assert r["settings"]["inner"]["rule"] == "bfm"
         assert r["settings"]["inner"]["teacher"].endswith("mediapipe/face_landmarker.task")
-    assert "BFM contour, BFM inner" in out.out
+    assert "BFM jaw, BFM inner" in out.out
     with pytest.raises(SystemExit) as e:
         main(["eval", "aflw2000", "--data", str(shared_data / "aflw2000-3d"), "--weights", str(onnx_encoder),
               "--limit", "1", "--quiet", "--bfm-template", str(tmp_path / "none.mat")])
@@ -174,6 +174,10 @@ def test_flip_tta_is_mirror_consistent(shared_data):
     assert gaps["none"][0] > 0.3, gaps  # one crop alone is not mirror-consistent: the check can fail
     with pytest.raises(Exception, match="tta must be one of"):
         ReconPredictor(weights, tta="rotate")
+    with pytest.raises(Exception, match="jaw rule must be one of"):
+        ReconPredictor(weights, jaw="sideways")
+    with pytest.raises(Exception, match="teacher's jaw spacing"):  # the spacing needs the teacher's face
+        ReconPredictor(weights, bfm_template=shared_data / "bfm-topology" / "similarity_Lm3D_all.mat")
 
 
 @pytest.mark.data
