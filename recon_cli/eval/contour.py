@@ -17,6 +17,14 @@ free parameter and uses no benchmark data: only the BFM's mean 68-point template
 (Deep3DFaceRecon's ``BFM/similarity_Lm3D_all.mat``, key ``lm``, ``(68, 3)``, iBUG order), which is
 read at run time and never shipped.
 
+The visible jaw points keep the model's outline but not its spacing (``visible`` of
+:class:`HiddenContour`, ``--contour bfm``; ``--contour bfm-hidden`` leaves them): the teacher spaces
+its 17 jaw points evenly along MediaPipe's face oval, the BFM's landmark vertices sit at other
+fractions of the jaw's length. :func:`jaw_spacing` slides each point along the mean jaw by the
+difference of the two fractions (frontal x, y arc lengths of the BFM template and of the teacher's
+68 on MediaPipe's canonical face): no free parameter, no benchmark data. The whole template-minus-
+teacher jaw gap, which also narrows the jaw, is not used: it made the frontal bin worse.
+
 The inner points (17–67) have a convention gap of their own, but not against the ICT mesh: the
 encoder's landmark vertices were trained onto its teacher's points (MediaPipe's mesh mapped to the
 68 by :mod:`recon_cli.face.landmarks68`), so they sit where the *teacher* puts each point. That
