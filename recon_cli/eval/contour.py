@@ -166,10 +166,16 @@ def teacher_offsets(model, template: np.ndarray, teacher_mesh: np.ndarray) -> np
     return s2 * _gap(template, teacher) @ R2.T
 
 
+def _jaw_arc(jaw: np.ndarray) -> np.ndarray:
+    """``(17,)`` arc length from point 0 to each point along ``jaw (17, 3)``, in x, y only (the
+    length a frontal photo shows)."""
+    return np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(jaw[:, :2], axis=0), axis=1))]
+
+
 def jaw_fractions(jaw: np.ndarray) -> np.ndarray:
-    """``jaw (17, 3)`` points of a frontal face → ``(17,)`` arc-length fractions along them (x, y
-    only: the length a frontal photo shows), 0 at point 0, 1 at point 16."""
-    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(jaw[:, :2], axis=0), axis=1))]
+    """``jaw (17, 3)`` points of a frontal face → ``(17,)`` arc-length fractions along them
+    (:func:`_jaw_arc`), 0 at point 0, 1 at point 16."""
+    arc = _jaw_arc(jaw)
     return arc / arc[-1]
 
 
@@ -183,7 +189,7 @@ def jaw_spacing(jaw: np.ndarray, template: np.ndarray, teacher68: np.ndarray) ->
     moves by (BFM fraction − teacher fraction) × the polyline's length, along the polyline, so the
     jaw keeps its shape; the ends and the chin stay. No benchmark data: the two mean faces only."""
     shift = jaw_fractions(template[JAW]) - jaw_fractions(teacher68[JAW])
-    arc = jaw_fractions(jaw) * np.linalg.norm(np.diff(jaw[:, :2], axis=0), axis=1).sum()
+    arc = _jaw_arc(jaw)
     out = np.zeros((68, 3))
     for k in JAW:
         s = float(np.clip(arc[k] + shift[k] * arc[-1], 0.0, arc[-1]))
