@@ -80,7 +80,8 @@ def load_teacher_canonical(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     hint = ("pass --teacher-mesh PATH to MediaPipe's face_landmarker.task, "
-            "or --inner model to score the inner points as the encoder (or MediaPipe) gives them")
+            "or --inner model --contour bfm-hidden to score the inner points as the encoder (or MediaPipe) "
+            "gives them and the jaw without the teacher's spacing")
     if not path.is_file():
         raise InputError(f"MediaPipe task bundle not found: {path}", hint=hint)
     try:
