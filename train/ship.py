@@ -40,20 +40,19 @@ _MUST_MATCH = ("arch", "layout", "size", "model_name", "model_hash")
 
 
 def _load(src: str | Path, raw: bool):
-    """``src`` → (encoder, meta, training state or {}), reading the file once. ``raw``: the encoder
-    gets the optimiser's raw weights of a run trained with ``optim.ema_decay``; :class:`InputError`
-    when the checkpoint holds none."""
+    """``src`` → (encoder, meta, the checkpoint's ``extra``), reading the file once. ``raw``: the
+    encoder gets the optimiser's raw weights of a run trained with ``optim.ema_decay``;
+    :class:`InputError` when the checkpoint holds none."""
     obj = read_checkpoint(src)
     encoder, meta = encoder_from_checkpoint(obj, src)
-    state = (obj.get("extra") or {}).get("train_state") or {}
+    extra = obj.get("extra") or {}
+    state = extra.get("train_state") or {}
     if raw:
         if state.get("raw_weights") is None:
             raise InputError(f"{src} holds no separate raw weights (it was not trained with optim.ema_decay)",
                              hint="drop --raw: this checkpoint's encoder already is its raw weights")
         encoder.load_state_dict(state["raw_weights"])
-    if not state and "storage" in (obj.get("extra") or {}):  # a shipped file: keep where it came from
-        state = {"shipped_extra": {k: v for k, v in obj["extra"].items() if k != "storage"}}
-    return encoder, meta, state
+    return encoder, meta, extra
 
 
 def measured_source_scale(dataset: str | Path, meta: dict) -> float:
@@ -104,9 +103,12 @@ def ship_weights(src: str | Path | list, dst: str | Path, *, half: bool = True, 
     if not srcs:
         raise InputError("no source checkpoint given", hint="python -m train.ship SRC.pt [SRC2.pt ...] DST.pt")
     if len(srcs) == 1:
-        encoder, meta, state = _load(srcs[0], raw)
-        keep = {k: state[k] for k in ("step", "best_val", "ema") if k in state}
-        extra = state.get("shipped_extra") or {"source": Path(srcs[0]).name, **keep}
+        encoder, meta, src_extra = _load(srcs[0], raw)
+        state = src_extra.get("train_state") or {}
+        if not state and "storage" in src_extra:  # a shipped file: keep where it came from
+            extra = {k: v for k, v in src_extra.items() if k != "storage"}
+        else:
+            extra = {"source": Path(srcs[0]).name, **{k: state[k] for k in ("step", "best_val", "ema") if k in state}}
     else:
         encoder, meta = average_encoders(srcs, raw=raw)
         extra = {"source": "uniform average of " + ", ".join(Path(s).name for s in srcs),

@@ -114,10 +114,10 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]note:[/] the morphable model {mm.name!r} does not fit the encoder head "
                           f"(trained for {meta.get('model_name')}): parity was checked on coefficients only; pass --model")
         if not untrained:  # the source's AFLW calibration (recon eval --calib auto) follows each exported file
+            from export.onnx_export import DEFAULT_WEIGHTS
             from recon_cli.eval.aflw21_calib import carry
-            from recon_cli.paths import WEIGHTS_DIR
 
-            src = weights or WEIGHTS_DIR / "default.pt"
+            src = weights or DEFAULT_WEIGHTS  # what load_encoder exported
             report["aflw21_calib"] = {p: str(c) for p, f in report["files"].items() if (c := carry(src, f)) is not None}
         for prec, path in report["files"].items():
             lat = report["latency_ms"].get(f"onnx-{prec}") or report["latency_ms"].get(f"tensorrt-{opts.trt_precision}")

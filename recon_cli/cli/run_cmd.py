@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from recon_cli.cli.common import SOURCE_RES_HELP, Backend, SourceRes
+from recon_cli.cli.common import SOURCE_RES_HELP, Backend, SourceRes, int_list
 from recon_cli.cli.groups import bench_app
 
 console = Console(stderr=True)
@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         """
         from recon_cli.benchtable import write_json
         from recon_cli.face.mediapipe_mesh import FaceLandmarker, LandmarkerConfig
-        from recon_cli.pipeline.run import RunOptions, run_pipeline
+        from recon_cli.pipeline.run import RunOptions
         from recon_cli.pipeline.sources import open_source
         from recon_cli.viewer.open3d_viewer import display_available
 
@@ -186,11 +186,7 @@ def register(app: typer.Typer) -> None:
                 assert len(wh) == 2 and min(wh) > 0
             except (ValueError, AssertionError):
                 raise InputError(f"--size {size!r} is not WxH", hint="e.g. --size 640x480 or --size native") from None
-        try:
-            thread_list = [int(s) for s in threads.split(",") if s.strip()]
-            assert thread_list and min(thread_list) > 0
-        except (ValueError, AssertionError):
-            raise InputError(f"--threads {threads!r} is not a list of positive integers", hint="e.g. --threads 2 or --threads 1,2") from None
+        thread_list = int_list(threads, "--threads")
         archs = [s.strip() for s in arch.split(",") if s.strip()][: 1 if weights is not None else None]
         rows, summaries = [], []
         load0 = os.getloadavg()[0]

@@ -93,9 +93,10 @@ def point_jacobians(lm_model: np.ndarray, R: np.ndarray, trans: np.ndarray, cam)
     (:class:`recon_cli.render.camera.CameraConfig`) → ``uv (N, 68, 2)`` crop px and
     ``d uv / d δ (N, 68, 2, 3)`` px per metre (world = ``R·(v + δ) + t``; :func:`recon_cli.render.camera.project`).
     """
+    from recon_cli.render.camera import project
+
     w = np.einsum("bvj,bij->bvi", lm_model, R) + trans[:, None]
-    z = cam.distance - w[..., 2]
-    uv = np.stack([cam.cx + cam.focal * w[..., 0] / z, cam.cy - cam.focal * w[..., 1] / z], -1)
+    uv, z = project(w, cam)
     J = np.zeros(w.shape[:2] + (2, 3))
     J[..., 0, 0] = cam.focal / z
     J[..., 0, 2] = cam.focal * w[..., 0] / z ** 2
