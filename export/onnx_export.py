@@ -216,7 +216,8 @@ def export_onnx(encoder, meta: dict[str, Any], out: str | Path, *, opset: int = 
     full = {**{k: meta.get(k) for k in ("arch", "layout", "size", "model_name", "model_hash")},
             "precision": precision, "config_hash": config_hash(meta), "recon_version": __version__,
             "input": INPUT_DOC, "exporter": used, "opset": opset,
-            **{k: meta[k] for k in ("untrained", "head_seed", "weights", "source_scale") if k in meta}}
+            **{k: meta[k] for k in ("untrained", "head_seed", "weights", "source_scale", "yaw_symmetry")
+               if k in meta}}
     set_metadata(proto, full)
     proto.doc_string = f"recon encoder ({meta.get('arch')}). {INPUT_DOC}"
     proto.producer_name = "recon"

@@ -40,6 +40,20 @@ class SourceRes(str, Enum):
     native = "native"
 
 
+class YawSymmetry(str, Enum):
+    """`--yaw-symmetry` of `recon run`, `recon eval aflw2000` and `recon eval calibrate`
+    (:mod:`recon_cli.pipeline.symmetry`)."""
+
+    on = "on"
+    off = "off"
+
+
+YAW_SYMMETRY_HELP = ("on = remove the left/right asymmetry the encoder predicts as a function of head yaw (its mean "
+                     "over the training faces, recorded in the weights as `yaw_symmetry`; a face's own asymmetry, "
+                     "e.g. a wink, stays); off = the encoder's raw coefficients. Weights without the record are "
+                     "used as they are.")
+
+
 SOURCE_RES_HELP = ("train = a photo in which the face is sharper than the encoder's training faces is first resampled "
                    "(area average) to their resolution, the `source_scale` the weights record (the shipped default: "
                    "its training faces were ~77-px photos); native = crop straight from the photo. Weights without a "

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from recon_cli.cli.common import SOURCE_RES_HELP, Backend, SourceRes
+from recon_cli.cli.common import SOURCE_RES_HELP, YAW_SYMMETRY_HELP, Backend, SourceRes, YawSymmetry
 
 eval_app = typer.Typer(help="Evaluate a model on a benchmark (table + --json/--csv files).", no_args_is_help=True)
 
@@ -109,6 +109,7 @@ def aflw2000(
                             "published protocol); flip = also encode the mirror image and average the two sets of 68 "
                             "points (twice the encoder work)."),
     source_res: SourceRes = typer.Option(SourceRes.train, "--source-res", help="--method recon: " + SOURCE_RES_HELP),
+    yaw_symmetry: YawSymmetry = typer.Option(YawSymmetry.on, "--yaw-symmetry", help="--method recon: " + YAW_SYMMETRY_HELP),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar."),
 ) -> None:
     """AFLW2000-3D landmark NME (%) by |yaw| bin, the protocol of 3DDFA / PRNet / 3DDFA-V2.
@@ -138,7 +139,8 @@ def aflw2000(
         if inner == Contour.bfm or contour == Jaw.bfm:
             teacher = teacher_mesh or default_teacher_path(data)
     predictor, extra = _make_predictor(method, weights, backend, threads, gt_align, template, tta, teacher,
-                                       jaw=contour, inner=inner, calib=calib, source_res=source_res)
+                                       jaw=contour, inner=inner, calib=calib, source_res=source_res,
+                                       yaw_symmetry=yaw_symmetry)
     results = []
     try:
         for c in crops:
@@ -241,6 +243,8 @@ def calibrate_cmd(
     split_seed: int = typer.Option(0, "--split-seed", help="data.split_seed of the encoder's training run."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N faces of the split."),
     contour: Jaw = typer.Option(Jaw.bfm, "--contour", help="the jaw rule the offsets are fitted on top of (as in `recon eval aflw2000`)."),
+    yaw_symmetry: YawSymmetry = typer.Option(YawSymmetry.on, "--yaw-symmetry", help="--method recon: the yaw-symmetry "
+                                             "rule the offsets are fitted on top of (as in `recon eval aflw2000`). " + YAW_SYMMETRY_HELP),
     inner: Contour = typer.Option(Contour.bfm, "--inner", help="the inner-point rule the offsets are fitted on top of (as in `recon eval aflw2000`)."),
     bfm_template: Optional[Path] = typer.Option(None, "--bfm-template", help="--contour/--inner bfm: the BFM 68-point template "
                                                 "(Deep3DFaceRecon's BFM/similarity_Lm3D_all.mat)."),
@@ -281,6 +285,9 @@ def calibrate_cmd(
                              hint="use --inner bfm (the default) with --bfm-template and --teacher-mesh")
         if contour == Jaw.bfm_hidden:  # MediaPipe's jaw has no hidden-contour rule: it is scored as it is
             contour = Jaw.model
+        if yaw_symmetry != YawSymmetry.on:
+            raise InputError("--yaw-symmetry applies to --method recon only (MediaPipe has no coefficients)",
+                             hint="drop --yaw-symmetry, or use --method recon")
     else:
         w = weights or default_weights()
         if w is None:
@@ -325,7 +332,8 @@ def calibrate_cmd(
         if need:
             cont = HiddenContour.from_template(model, template, teacher, jaw=contour != Jaw.model,
                                                spacing=contour == Jaw.bfm, inner=inner == Contour.bfm)
-        rec = Reconstructor(load_backend(w, backend=backend.value, threads=threads), model, contour=cont)
+        rec = Reconstructor(load_backend(w, backend=backend.value, threads=threads), model, contour=cont,
+                            yaw_symmetry=yaw_symmetry.value)
         align = header.get("align", {})
         if abs(float(align.get("scale", rec.align_cfg.scale)) - rec.align_cfg.scale) > 1e-6:
             raise InputError(f"{data} was prepared with align scale {align.get('scale')}, the encoder expects "
@@ -334,7 +342,8 @@ def calibrate_cmd(
             delta, stats = ac.fit(rec, faces, int(header.get("size", rec.size)),
                                   progress=lambda n: [advance() for _ in range(n)])
         rules = {"contour": contour.value,
-                 "inner": inner_settings(bfm_template, teacher_mesh if inner == Contour.bfm else None)["rule"]}
+                 "inner": inner_settings(bfm_template, teacher_mesh if inner == Contour.bfm else None)["rule"],
+                 "symmetry": "none" if rec.symmetry is None else "yaw"}
         ident = {"weights": Path(w).name, "weights_sha256": ac.weights_digest(w)}
     info = {"method": method.value, **ident, "rules": rules, "dataset": str(data),
             "split": {"name": split.value, "val_fraction": val_fraction, "split_seed": split_seed, "limit": limit},
@@ -360,7 +369,8 @@ def calibrate_cmd(
 def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],
                     gt_align: GtAlign = GtAlign.mesh, bfm_template: Optional[Path] = None, tta: Tta = Tta.none,
                     teacher_mesh: Optional[Path] = None, jaw: Jaw = Jaw.bfm, inner: Contour = Contour.bfm,
-                    calib: str = "none", source_res: SourceRes = SourceRes.train):
+                    calib: str = "none", source_res: SourceRes = SourceRes.train,
+                    yaw_symmetry: YawSymmetry = YawSymmetry.on):
     """The predictor; ``bfm_template`` (a path) switches on the BFM convention: the jaw rule ``jaw``
     and, with ``teacher_mesh``, the inner points (``inner``); ``calib``: auto | none | a
     ``.aflw21.json`` (:mod:`recon_cli.eval.aflw21_calib`)."""
@@ -374,6 +384,9 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
         if source_res != SourceRes.train:
             raise InputError("--source-res applies to --method recon only (MediaPipe crops with its own detector)",
                              hint="drop --source-res, or use --method recon")
+        if yaw_symmetry != YawSymmetry.on:
+            raise InputError("--yaw-symmetry applies to --method recon only (MediaPipe has no coefficients)",
+                             hint="drop --yaw-symmetry, or use --method recon")
         cal = None if calib in ("auto", "none") else Path(calib)
         if calib == "auto":  # the baseline's own, shipped beside the default encoder's
             from recon_cli.eval.aflw21_calib import MEDIAPIPE_NAME
@@ -396,7 +409,8 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
     return predictors.ReconPredictor(w, backend=backend.value, threads=threads, gt_align=gt_align.value,
                                      bfm_template=bfm_template, tta=tta.value, teacher_mesh=teacher_mesh,
                                      jaw=jaw.value, inner_bfm=inner == Contour.bfm, calib=cal,
-                                     calib_auto=calib == "auto", source_res=source_res.value), {}
+                                     calib_auto=calib == "auto", source_res=source_res.value,
+                                     yaw_symmetry=yaw_symmetry.value), {}
 
 
 def register(app: typer.Typer) -> None:

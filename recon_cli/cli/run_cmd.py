@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from recon_cli.cli.common import SOURCE_RES_HELP, Backend, SourceRes, int_list
+from recon_cli.cli.common import SOURCE_RES_HELP, YAW_SYMMETRY_HELP, Backend, SourceRes, YawSymmetry, int_list
 from recon_cli.cli.groups import bench_app
 
 console = Console(stderr=True)
@@ -51,7 +51,8 @@ def _untrained_onnx(arch: str, model, checkpoint: Path | None = None) -> Path:
     return out
 
 
-def _setup(weights, backend: str, arch: str, threads, model_path, max_faces: int, source_res: str = "train"):
+def _setup(weights, backend: str, arch: str, threads, model_path, max_faces: int, source_res: str = "train",
+           yaw_symmetry: str = "on"):
     """Common set-up: morphable model, encoder backend + description, reconstructor."""
     import cv2
 
@@ -69,8 +70,9 @@ def _setup(weights, backend: str, arch: str, threads, model_path, max_faces: int
     if not info["trained"]:
         console.print("[yellow]warning:[/] untrained encoder — every face is the mean face at the detected position "
                       "(pass --weights to use a trained encoder)")
-    recon = Reconstructor(enc, model, max_batch=max(1, max_faces), source_res=source_res)
+    recon = Reconstructor(enc, model, max_batch=max(1, max_faces), source_res=source_res, yaw_symmetry=yaw_symmetry)
     info["source_scale"] = recon.align_cfg.source_scale  # None: crops straight from the frame
+    info["yaw_symmetry"] = recon.symmetry is not None  # False: off, or weights without the record
     return model, enc, info, recon
 
 
@@ -116,6 +118,7 @@ def register(app: typer.Typer) -> None:
         model_path: Optional[Path] = typer.Option(None, "--model", help="morphable model .npz (default: the shipped ICT-FaceKit)."),
         no_stats: bool = typer.Option(False, "--no-stats", help="do not print FPS/stage times onto the overlay."),
         source_res: SourceRes = typer.Option(SourceRes.train, "--source-res", help=SOURCE_RES_HELP),
+        yaw_symmetry: YawSymmetry = typer.Option(YawSymmetry.on, "--yaw-symmetry", help=YAW_SYMMETRY_HELP),
     ) -> None:
         """Reconstruct 3-D faces live from a video, camera, image(s) or stream.
 
@@ -144,7 +147,7 @@ def register(app: typer.Typer) -> None:
             smoothing = replace(smoothing, enabled=False)  # separate photos: nothing to smooth across
         with src:
             model, enc, info, recon = _setup(weights, backend.value, arch, threads, model_path, max_faces,
-                                             source_res.value)
+                                             source_res.value, yaw_symmetry.value)
             opts = RunOptions(max_faces=max_faces, smoothing=smoothing, view=view, render=view or save_video is not None,
                               save_video=save_video, save_coeffs=save_coeffs, save_meshes=save_meshes,
                               mesh_format=mesh_format, max_frames=max_frames, stats=not no_stats)

@@ -9,7 +9,9 @@ Checkpoint file (``torch.save`` of a dict, written atomically)::
      "meta": {"arch", "layout" (CoeffLayout dict), "size", "model_name", "model_hash",
               "config" (dict), "format_version",
               "source_scale" (optional: crop px per source px of the training faces, median;
-                              recon_cli.face.align.AlignConfig)},
+                              recon_cli.face.align.AlignConfig),
+              "yaw_symmetry" (optional: the mean asymmetry by yaw to remove;
+                              recon_cli.pipeline.symmetry)},
      "state_dict": encoder.state_dict(),
      "extra": {...}}          # anything else the caller keeps (step, metrics, optimiser…)
 
@@ -107,11 +109,12 @@ def load_pretrained(encoder: Encoder, path: str | Path) -> None:
 def save_checkpoint(path: str | Path, encoder: Encoder, *, arch: str, layout: CoeffLayout, size: int,
                     model_name: str, model_hash: str, config: dict | None = None,
                     extra: dict[str, Any] | None = None, half: bool = False,
-                    source_scale: float | None = None) -> Path:
+                    source_scale: float | None = None, yaw_symmetry: dict[str, Any] | None = None) -> Path:
     """Write the encoder and its metadata atomically to ``path`` (see module docstring).
 
     ``half=True`` stores floating-point tensors as float16 (half the size; shipped weights);
-    :func:`load_checkpoint` casts them back to the encoder's float32 parameters.
+    :func:`load_checkpoint` casts them back to the encoder's float32 parameters. ``yaw_symmetry``:
+    :meth:`recon_cli.pipeline.symmetry.YawSymmetry.to_meta` of these weights.
     """
     if layout.total != encoder.layout.total or arch != encoder.arch:
         raise ValueError(f"checkpoint meta (arch {arch}, {layout.total} coeffs) does not match the encoder "
@@ -120,6 +123,8 @@ def save_checkpoint(path: str | Path, encoder: Encoder, *, arch: str, layout: Co
             "model_hash": model_hash, "config": config or {}, "format_version": FORMAT_VERSION}
     if source_scale is not None:
         meta["source_scale"] = round(float(source_scale), 4)
+    if yaw_symmetry is not None:
+        meta["yaw_symmetry"] = yaw_symmetry
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}

@@ -68,6 +68,8 @@ BETWEEN = {18: (0, 1), 20: (1, 2), 23: (3, 4), 25: (4, 5)}
 HUBER = 0.05  # of the face size
 MEDIAPIPE_NAME = "mediapipe.aflw21.json"  # the baseline's, shipped in recon_cli/weights
 CANONICAL_M = 100.0  # MediaPipe's canonical face is in cm: canonical units per metre
+#: the value of a rule that files fitted before it existed were fitted under
+RULE_DEFAULTS = {"symmetry": "none"}
 
 
 def weights_digest(path: str | Path) -> str:
@@ -167,7 +169,7 @@ class Calibration:
 
     def fits_rules(self, rules: dict[str, str]) -> bool:
         """Whether it was fitted on top of these scoring rules (``--calib auto`` applies it only then)."""
-        fitted = self.info.get("rules", {})
+        fitted = {**RULE_DEFAULTS, **self.info.get("rules", {})}
         return all(fitted.get(k) == v for k, v in rules.items())
 
     def check(self, weights: str | Path | None, rules: dict[str, str]) -> None:

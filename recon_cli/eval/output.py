@@ -31,6 +31,7 @@ def result_row_label(result: EvalResult) -> str:
     tta = s.get("tta", "none")
     extra = "" if tta == "none" else f", TTA {tta}"
     extra += ", native res" if s.get("source_res") == "native" else ""
+    extra += ", no yaw symmetry" if (s.get("yaw_symmetry") or {}).get("rule") == "none" else ""
     conv = {"bfm": ", BFM jaw", "bfm-hidden": ", BFM contour", "bfm-spacing": ", BFM jaw spacing"}.get(contour, "")
     conv += ", BFM inner" if inner == "bfm" else ""
     conv += ", AFLW calib" if s.get("aflw21_calib") else ""

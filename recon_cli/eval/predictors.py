@@ -162,6 +162,9 @@ class ReconPredictor:
         source_res: ``"train"`` (default) or ``"native"``: whether a photo sharper than the
             encoder's training faces is resampled to their resolution before the crop
             (:class:`recon_cli.pipeline.reconstruct.Reconstructor`).
+        yaw_symmetry: ``"on"`` (default) or ``"off"``: whether the yaw-dependent mean asymmetry the
+            weights record is removed (:mod:`recon_cli.pipeline.symmetry`); a calibration must have
+            been fitted the same way (its rule ``symmetry``).
     """
 
     name = "recon"
@@ -169,7 +172,8 @@ class ReconPredictor:
     def __init__(self, weights: str | Path, backend: str = "auto", threads: int | None = None, max_faces: int = 4,
                  model=None, gt_align: str = "mesh", bfm_template: str | Path | None = None, tta: str = "none",
                  teacher_mesh: str | Path | None = None, jaw: str = "bfm", calib: str | Path | None = None,
-                 calib_auto: bool = False, source_res: str = "train", inner_bfm: bool = True):
+                 calib_auto: bool = False, source_res: str = "train", inner_bfm: bool = True,
+                 yaw_symmetry: str = "on"):
         from recon_cli.backends import load_backend
         from recon_cli.eval.crops import canonical_box_in_crop
         from recon_cli.face.align import template
@@ -203,8 +207,15 @@ class ReconPredictor:
         self.inner = inner_settings(bfm_template, teacher_mesh if inner_bfm else None)
         from recon_cli.eval.aflw21_calib import resolve
 
-        # checked before the encoder loads: a wrong file fails fast
-        cal = resolve(calib, weights, {"contour": jaw_rule, "inner": self.inner["rule"]}, auto=calib_auto)
+        # the calibration is checked right after the encoder loads (its rules depend on the weights' metadata)
+        enc = load_backend(weights, backend=backend, threads=threads)
+        from recon_cli.pipeline.symmetry import MODES, META_KEY
+
+        if yaw_symmetry not in MODES:
+            raise InputError(f"yaw symmetry must be one of {', '.join(MODES)}, got {yaw_symmetry!r}", hint="--yaw-symmetry on|off")
+        sym_rule = "yaw" if yaw_symmetry == "on" and enc.meta.get(META_KEY) is not None else "none"
+        cal = resolve(calib, weights, {"contour": jaw_rule, "inner": self.inner["rule"], "symmetry": sym_rule},
+                      auto=calib_auto)
         self.calib = None if cal is None else cal.settings()
         if cal is not None:
             from recon_cli.eval.contour import HiddenContour
@@ -213,8 +224,8 @@ class ReconPredictor:
                 contour = HiddenContour(offsets=np.zeros((68, 3)), normals=np.zeros((68, 3)))
             contour.inner = cal.offsets if contour.inner is None else contour.inner + cal.offsets
         self.weights, self.backend_name = Path(weights), backend
-        enc = load_backend(weights, backend=backend, threads=threads)
-        self._rec = Reconstructor(enc, model, contour=contour, source_res=source_res)
+        self._rec = Reconstructor(enc, model, contour=contour, source_res=source_res, yaw_symmetry=yaw_symmetry)
+        self.symmetry = sym_rule
         self.source_res = source_res
         self.contour = {"rule": jaw_rule, "template": None if jaw_rule == "model" else str(bfm_template)}
         self._target5 = template(self._rec.align_cfg)
@@ -240,6 +251,7 @@ class ReconPredictor:
                 "gt_align": self.gt_align,
                 "tta": self.tta,
                 "source_res": self.source_res,
+                "yaw_symmetry": {"rule": self.symmetry, "faces": None if self._rec.symmetry is None else self._rec.symmetry.faces},
                 "contour": self.contour,
                 "inner": self.inner,
                 "aflw21_calib": self.calib,

@@ -167,9 +167,14 @@ class Reconstructor:
             resampled to their resolution before the crop (the weights' ``meta["source_scale"]``;
             weights without it crop straight from the photo); ``"native"``: always straight from
             the photo. See :class:`recon_cli.face.align.AlignConfig`.
+        yaw_symmetry: ``"on"`` (default): the yaw-dependent mean asymmetry the weights record
+            (``meta["yaw_symmetry"]``) is removed from every prediction in :meth:`encode`
+            (:mod:`recon_cli.pipeline.symmetry`; weights without it are used as they are);
+            ``"off"``: the encoder's raw coefficients.
     """
 
-    def __init__(self, backend, model, align=None, max_batch: int = 16, contour=None, source_res: str = "train"):
+    def __init__(self, backend, model, align=None, max_batch: int = 16, contour=None, source_res: str = "train",
+                 yaw_symmetry: str = "on"):
         from recon_cli.backends.base import check_model_match, layout_from_meta
         from recon_cli.face.align import AlignConfig, crop_camera
 
@@ -185,6 +190,13 @@ class Reconstructor:
         self.align_cfg = AlignConfig(size=self.size, scale=base.scale, border=base.border,
                                      source_scale=None if scale is None else float(scale))
         self.cam = crop_camera(self.align_cfg)
+        from recon_cli.pipeline import symmetry
+
+        if yaw_symmetry not in symmetry.MODES:
+            raise InputError(f"yaw symmetry must be one of {', '.join(symmetry.MODES)}, got {yaw_symmetry!r}",
+                             hint="--yaw-symmetry on|off")
+        self.symmetry = (symmetry.from_backend_meta(backend.meta, self.layout, str(getattr(backend, "path", "the weights")))
+                         if yaw_symmetry == "on" else None)
         self.max_batch = max(1, int(max_batch))
         # optional landmark convention for the 68 points (e.g. recon_cli.eval.contour.HiddenContour):
         # ``apply(lm_model (N, 68, 3), R, trans, distance) -> (N, 68, 3)``; None = the model's vertices
@@ -204,13 +216,15 @@ class Reconstructor:
         return [align_face(image, _as_points5(f), self.align_cfg) for f in faces]
 
     def encode(self, crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """``crops (N, S, S, 3) uint8`` RGB → ``(N, total) float32`` coefficients (batched)."""
+        """``crops (N, S, S, 3) uint8`` RGB → ``(N, total) float32`` coefficients (batched), the
+        yaw-symmetry correction applied when on (:attr:`symmetry`)."""
         crops = np.asarray(crops)
         if len(crops) == 0:
             return np.zeros((0, self.layout.total), np.float32)
         x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1 / 255)
         out = [self.backend(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
-        return np.concatenate(out, 0).astype(np.float32, copy=False)
+        coeffs = np.concatenate(out, 0).astype(np.float32, copy=False)
+        return coeffs if self.symmetry is None else self.symmetry.apply(coeffs, self.layout)
 
     def _landmark_verts(self, parts: dict[str, np.ndarray]) -> np.ndarray:
         """The 68 landmark vertices ``(N, 68, 3)`` m, model space, decoded from the 68 rows of each basis."""
