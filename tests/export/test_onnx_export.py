@@ -58,18 +58,25 @@ def test_export_edge_backbone(tmp_path, default_model, real_crops):
 
 
 def test_export_carries_the_training_resolution(tmp_path, default_model):
-    """``source_scale`` (the training faces' resolution) travels to the ONNX file and back, so an
-    export crops a sharp photo as its checkpoint does."""
+    """``source_scale`` (the training faces' resolution) and ``yaw_symmetry`` (the asymmetry table)
+    travel to the ONNX file and back, so an export crops a sharp photo and corrects a turned face as
+    its checkpoint does."""
+    import numpy as np
+
     from recon_cli.pipeline.reconstruct import Reconstructor
+    from recon_cli.pipeline.symmetry import KNOTS_DEG, YawSymmetry
 
     enc, meta = make_encoder("mobilenet_v3_small", default_model)
-    meta = {**meta, "source_scale": 1.8258}
+    table = np.random.default_rng(0).normal(size=(len(KNOTS_DEG) - 1, default_model.n_id + default_model.n_exp))
+    sym = YawSymmetry(np.asarray(KNOTS_DEG), table, faces=5).to_meta()
+    meta = {**meta, "source_scale": 1.8258, "yaw_symmetry": sym}
     out = tmp_path / "enc.onnx"
     export_encoder(enc, meta, ExportOptions(onnx=out, parity_count=2, threads=2, latency_repeat=1), model=default_model)
     assert read_metadata(out)["source_scale"] == 1.8258
     backend = load_backend(out, threads=1)
     assert Reconstructor(backend, default_model).align_cfg.source_scale == 1.8258
     assert Reconstructor(backend, default_model, source_res="native").align_cfg.source_scale is None
+    np.testing.assert_array_equal(Reconstructor(backend, default_model).symmetry.table, table)  # full precision
 
 
 @pytest.mark.slow  # ResNet-50 export + parity takes ~30-60 s on 2 busy cores

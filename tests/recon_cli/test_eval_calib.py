@@ -97,6 +97,9 @@ def test_calibration_round_trips_and_refuses_another_encoder(tmp_path):
         cal.check(None, rules)
     with pytest.raises(InputError, match="scoring rules"):
         cal.check(enc, {"contour": "model", "inner": "bfm"})
+    # a file fitted before the yaw-symmetry rule existed was fitted without it
+    cal.check(enc, {**rules, "symmetry": "none"})
+    assert not cal.fits_rules({**rules, "symmetry": "yaw"})
     # found beside the weights (auto): left out under other rules, still refused for another encoder
     assert ac.resolve(path, enc, {"contour": "model", "inner": "model"}, auto=True) is None
     assert ac.resolve(path, enc, rules, auto=True) is not None and ac.resolve(None, enc, rules) is None
@@ -156,7 +159,7 @@ def test_calibrate_cli_on_aflw_crops_then_eval_uses_it(shared_data, tmp_path, ca
     assert e.value.code in (0, None), out.out + out.err
     assert "brow outer L" in out.out and str(cal.name) in out.out
     info = json.loads((tmp_path / "c.json").read_text())
-    assert info["faces"] >= 30 and info["rules"] == {"contour": "bfm", "inner": "bfm"}
+    assert info["faces"] >= 30 and info["rules"] == {"contour": "bfm", "inner": "bfm", "symmetry": "yaw"}
     assert set(info["points"]) == {str(k + 1) for k in ac.FIT}
     for st in info["points"].values():  # the fitted offset never makes its own faces worse
         assert st["nme_after_pct"] <= st["nme_before_pct"] + 1e-6
@@ -186,6 +189,7 @@ def test_calibrate_cli_on_aflw_crops_then_eval_uses_it(shared_data, tmp_path, ca
     for args, msg in [(["--weights", str(other)], "fitted for another predictor"),
                       (["--method", "mediapipe"], "fitted for another predictor than MediaPipe's points"),
                       (["--inner", "model"], "scoring rules"),
+                      (["--yaw-symmetry", "off"], "scoring rules"),
                       (["--calib", str(tmp_path / "nope.json")], "calibration file not found")]:
         argv = ["eval", "aflw2000", "--data", str(data), "--limit", "1", "--quiet", "--calib", str(cal), *args]
         with pytest.raises(SystemExit) as e:

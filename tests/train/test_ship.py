@@ -128,3 +128,37 @@ def test_ship_records_the_training_resolution(tmp_path, shared_data):
     with pytest.raises(SystemExit) as ex:  # not a prepared dataset: a message naming it, nothing written
         main(["--source-scale-from", str(tmp_path / "v1.pt"), str(first), str(tmp_path / "v3.pt")])
     assert ex.value.code == 2 and not (tmp_path / "v3.pt").exists()
+
+
+def test_ship_keeps_measures_and_drops_the_yaw_symmetry(tmp_path, shared_data, capsys):
+    """``meta["yaw_symmetry"]`` is the weights' own: re-shipping keeps it, an average drops it;
+    ``--yaw-symmetry-from`` measures it on the training split through the real encoder and the
+    shipped morphable model, and says what is missing when the split has no turned face."""
+    import numpy as np
+    import pytest
+
+    from recon_cli.morphable import load_default_model
+    from recon_cli.pipeline.symmetry import KNOTS_DEG, YawSymmetry
+    from tests.train.tiny_dataset import tiny_dataset
+    from train.ship import main
+
+    model = load_default_model()
+    layout = CoeffLayout(model.n_id, model.n_exp, model.n_tex)
+    table = np.random.default_rng(0).normal(size=(len(KNOTS_DEG) - 1, model.n_id + model.n_exp))
+    sym = YawSymmetry(np.asarray(KNOTS_DEG), table, faces=99).to_meta()
+    enc = build_encoder("mobilenet_v3_small", layout, 64)
+    kw = dict(arch="mobilenet_v3_small", layout=layout, size=64, model_name=model.name, model_hash=model.content_hash(),
+              config={"data": {"val_fraction": 0.25}})
+    src = save_checkpoint(tmp_path / "a.pt", enc, yaw_symmetry=sym, **kw)
+    assert read_checkpoint(ship_weights(src, tmp_path / "kept.pt"))["meta"]["yaw_symmetry"] == sym
+    two = save_checkpoint(tmp_path / "b.pt", enc, **kw)
+    assert "yaw_symmetry" not in read_checkpoint(ship_weights([src, two], tmp_path / "avg.pt"))["meta"]
+    data = tiny_dataset(shared_data, tmp_path / "data")
+    with pytest.raises(SystemExit) as ex:  # an untrained head predicts yaw 0 for every face
+        main(["--yaw-symmetry-from", str(data), "--threads", "1", str(src), str(tmp_path / "m.pt")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert ex.value.code == 2 and "no face predicted at |yaw| 0–15°" in err and "fix:" in err
+    assert not (tmp_path / "m.pt").exists()
+    with pytest.raises(SystemExit) as ex:  # not a prepared dataset
+        main(["--yaw-symmetry-from", str(src), str(src), str(tmp_path / "m.pt")])
+    assert ex.value.code == 2 and "not a prepared dataset" in capsys.readouterr().err
