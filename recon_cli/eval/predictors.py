@@ -225,7 +225,7 @@ class ReconPredictor:
             contour.inner = cal.offsets if contour.inner is None else contour.inner + cal.offsets
         self.weights, self.backend_name = Path(weights), backend
         self._rec = Reconstructor(enc, model, contour=contour, source_res=source_res, yaw_symmetry=yaw_symmetry)
-        self.symmetry = sym_rule
+        self.symmetry_rule = sym_rule
         self.source_res = source_res
         self.contour = {"rule": jaw_rule, "template": None if jaw_rule == "model" else str(bfm_template)}
         self._target5 = template(self._rec.align_cfg)
@@ -251,7 +251,7 @@ class ReconPredictor:
                 "gt_align": self.gt_align,
                 "tta": self.tta,
                 "source_res": self.source_res,
-                "yaw_symmetry": {"rule": self.symmetry, "faces": None if self._rec.symmetry is None else self._rec.symmetry.faces},
+                "yaw_symmetry": {"rule": self.symmetry_rule, "faces": None if self._rec.symmetry is None else self._rec.symmetry.faces},
                 "contour": self.contour,
                 "inner": self.inner,
                 "aflw21_calib": self.calib,

@@ -39,6 +39,7 @@ import numpy as np
 
 from recon_cli.coeffs import CoeffLayout
 from recon_cli.errors import InputError
+from recon_cli.pipeline import symmetry
 from recon_cli.render.camera import CameraConfig, euler_to_rotation, project
 
 
@@ -190,8 +191,6 @@ class Reconstructor:
         self.align_cfg = AlignConfig(size=self.size, scale=base.scale, border=base.border,
                                      source_scale=None if scale is None else float(scale))
         self.cam = crop_camera(self.align_cfg)
-        from recon_cli.pipeline import symmetry
-
         if yaw_symmetry not in symmetry.MODES:
             raise InputError(f"yaw symmetry must be one of {', '.join(symmetry.MODES)}, got {yaw_symmetry!r}",
                              hint="--yaw-symmetry on|off")

@@ -5,9 +5,9 @@ the asymmetry of shape and expression is independent of the head pose, and its m
 training data are mirror-augmented, so there is no preferred side). An encoder trained without 3-D
 labels does not know that. The shipped v1.9 predicts a strongly yaw-dependent asymmetry: on its
 own training split the difference ``browDown_L − browDown_R`` goes from −2.1 at −90° yaw to
-+2.2 at +90° (mean |coefficient| 1.4), and on a profile the two mouth corners sit 13 mm apart in
-depth (the far one forward, the near one back), so that both project outwards, the far one in front
-of the profile.
++2.2 at +90° (mean |coefficient| 1.4), and on its held-out profiles (|yaw| > 60°) the two mouth
+corners sit 13 mm apart in depth on average (the far one forward, the near one back), so that both
+project outwards, the far one in front of the profile.
 
 **The correction.** With the model's mirror operators ``P`` (:mod:`recon_cli.morphable.mirror`),
 the antisymmetric part of the identity and expression coefficients is ``a = (c − P·c) / 2``. Its
@@ -115,8 +115,9 @@ def fit(coeffs: np.ndarray, layout, P_id: np.ndarray, P_exp: np.ndarray,
     parts = layout.split(np.asarray(coeffs, np.float64))
     yaw = np.degrees(parts["angles"][:, 1])
     H = odd_hat_basis(yaw, knots)
+    a = np.minimum(np.abs(yaw), knots[-1])  # beyond the last knot counts for the last interval
     empty = [f"{knots[k - 1]:g}–{knots[k]:g}°" for k in range(1, len(knots))
-             if not np.any((np.abs(yaw) > knots[k - 1]) & (np.abs(yaw) <= knots[k]))]
+             if not np.any((a > knots[k - 1]) & (a <= knots[k]))]
     if empty:
         raise InputError(f"no face predicted at |yaw| {', '.join(empty)} among {len(yaw)}: the yaw-symmetry table "
                          "needs faces at every yaw", hint="fit on the whole training split of a dataset with profiles")
