@@ -63,7 +63,9 @@ class TorchBackend:
 
         encoder, meta = load_checkpoint(path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(encoder, meta, device=device, threads=threads)
+        backend = cls(encoder, meta, device=device, threads=threads)
+        backend.path = path  # where the weights came from (error messages), as the other backends have it
+        return backend
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = check_input(x, self.size, "torch encoder")

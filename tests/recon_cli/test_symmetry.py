@@ -189,3 +189,21 @@ def test_shipped_encoder_profiles_lose_their_lopsided_mouth(shared_data, model):
     assert off > 0.006 and on < 0.5 * off, (off, on)  # metres
     # v1.9: 11.8 → 1.3 mm; the frontal face's points move 1.1 mm rms (its predicted yaw is not 0)
     assert moved < 0.002 and moved < 0.2 * (off - on)
+
+
+def test_a_broken_table_names_the_weights_file(tmp_path, model):
+    """Weights whose recorded table does not fit their layout: an InputError naming the file and the
+    fix, not a shape error deep in NumPy; ``off`` still runs them."""
+    from recon_cli.backends import load_backend
+    from recon_cli.encoders.registry import build_encoder, save_checkpoint
+    from recon_cli.pipeline.reconstruct import Reconstructor
+
+    layout = CoeffLayout(model.n_id, model.n_exp, model.n_tex)
+    bad = YawSymmetry(np.asarray(symmetry.KNOTS_DEG), np.zeros((3, layout.n_id + layout.n_exp))).to_meta()
+    path = save_checkpoint(tmp_path / "w.pt", build_encoder("mobilenet_v3_small", layout, 64), arch="mobilenet_v3_small",
+                           layout=layout, size=64, model_name=model.name, model_hash=model.content_hash(), yaw_symmetry=bad)
+    backend = load_backend(path, threads=1)
+    with pytest.raises(InputError, match=f"{path}: yaw_symmetry metadata") as e:
+        Reconstructor(backend, model)
+    assert "--yaw-symmetry off" in e.value.hint
+    assert Reconstructor(backend, model, yaw_symmetry="off").symmetry is None
