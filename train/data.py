@@ -116,6 +116,29 @@ def split_ids(ids: list[str], val_fraction: float, seed: int = 0) -> tuple[list[
     return train, val
 
 
+def load_split(dataset: str | Path, max_samples: int = 0, val_fraction: float = 0.05, split_seed: int = 0):
+    """``(header, entries, train indices, val indices)``: a prepared dataset truncated to its first
+    ``max_samples`` (0: all) and split by :func:`split_ids`, as ``recon train`` does."""
+    header, entries = load_entries(dataset)
+    if max_samples > 0:
+        entries = entries[:max_samples]
+    train, val = split_ids([str(e.get("id", i)) for i, e in enumerate(entries)], val_fraction, split_seed)
+    return header, entries, train, val
+
+
+def training_split(dataset: str | Path, meta: dict, flag: str):
+    """``(header, entries, train indices)`` of ``dataset`` as the training config recorded in a
+    checkpoint's ``meta`` split it (:func:`load_split`); ``flag`` names the option in the message
+    when ``dataset`` is not a prepared dataset."""
+    data = (meta.get("config") or {}).get("data") or {}
+    if not (Path(dataset) / "manifest.jsonl").is_file():
+        raise InputError(f"{flag} {dataset}: not a prepared dataset (no manifest.jsonl)",
+                         hint="pass the folder `recon prep` made for the weights' training run")
+    header, entries, train, _ = load_split(dataset, int(data.get("max_samples", 0)), float(data.get("val_fraction", 0.05)),
+                                           int(data.get("split_seed", 0)))
+    return header, entries, train
+
+
 # ---------------------------------------------------------------------------------------- dataset
 class FaceDataset(Dataset):
     """Samples of a prepared dataset (see the module docstring for the sample fields)."""

@@ -64,8 +64,7 @@ def _load(src: str | Path, raw: bool):
 def measured_source_scale(dataset: str | Path, meta: dict) -> float:
     """The training faces' median crop px per source px (:func:`train.data.source_scale`) on
     ``dataset``'s training split as the config in ``meta`` split it."""
-    from train.data import source_scale
-    from train.symmetry import training_split
+    from train.data import source_scale, training_split
 
     header, entries, idx = training_split(dataset, meta, "--source-scale-from")
     scale = source_scale(entries, idx, int(meta["size"]), int(header.get("size", meta["size"])))

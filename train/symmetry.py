@@ -19,51 +19,27 @@ import numpy as np
 from recon_cli.errors import InputError
 
 
-def training_split(dataset: str | Path, meta: dict, flag: str = "--yaw-symmetry-from"):
-    """``(header, entries, train indices)`` of ``dataset`` as the config in ``meta`` split it (the
-    trainer's own truncation and split)."""
-    from train.data import load_entries, split_ids
-
-    data = (meta.get("config") or {}).get("data") or {}
-    if not (Path(dataset) / "manifest.jsonl").is_file():
-        raise InputError(f"{flag} {dataset}: not a prepared dataset (no manifest.jsonl)",
-                         hint="pass the folder `recon prep` made for the weights' training run")
-    header, entries = load_entries(dataset)
-    if int(data.get("max_samples", 0)) > 0:  # as the trainer truncates
-        entries = entries[: int(data["max_samples"])]
-    idx, _ = split_ids([str(e.get("id", i)) for i, e in enumerate(entries)],
-                       float(data.get("val_fraction", 0.05)), int(data.get("split_seed", 0)))
-    return header, entries, idx
-
-
 def measure_yaw_symmetry(encoder, meta: dict, dataset: str | Path, *, threads: int | None = None, batch: int = 64,
                          progress: Callable[[int, int], None] | None = None):
     """The encoder's :class:`recon_cli.pipeline.symmetry.YawSymmetry` on ``dataset``'s training split.
     ``encoder``: the torch module the weights load into; ``progress(done, total)``."""
-    import cv2
-
     from recon_cli.backends.torch_backend import TorchBackend
     from recon_cli.coeffs import CoeffLayout
-    from recon_cli.face.io import read_rgb
+    from recon_cli.face.io import read_rgb_square
     from recon_cli.morphable import load_default_model
     from recon_cli.morphable.mirror import mirror_operators
     from recon_cli.pipeline import symmetry
     from recon_cli.pipeline.reconstruct import Reconstructor
+    from train.data import training_split
 
-    header, entries, idx = training_split(dataset, meta)
+    _, entries, idx = training_split(dataset, meta, "--yaw-symmetry-from")
     if not idx:
         raise InputError(f"{dataset}: the training split is empty", hint="pass the dataset the weights were trained on")
     model = load_default_model()
     rec = Reconstructor(TorchBackend(encoder, meta, threads=threads), model, yaw_symmetry="off")
-    size = rec.size
-
-    def crop(e) -> np.ndarray:
-        img = read_rgb(e["crop"])
-        return img if img.shape[0] == size else cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-
     out = []
     for k in range(0, len(idx), batch):
-        out.append(rec.encode(np.stack([crop(entries[i]) for i in idx[k:k + batch]])))
+        out.append(rec.encode(np.stack([read_rgb_square(entries[i]["crop"], rec.size) for i in idx[k:k + batch]])))
         if progress:
             progress(min(k + batch, len(idx)), len(idx))
     P_id, P_exp = mirror_operators(model)

@@ -45,7 +45,7 @@ from train import distributed as D
 from train.augment import AugmentSettings
 from train.checkpoint import load_training_checkpoint, rng_state, save_training_checkpoint, set_rng_state
 from train.config import TrainConfig, save_yaml, validate
-from train.data import (FaceDataset, ResumableBatchSampler, collate_skip_bad, load_entries, source_scale, split_ids,
+from train.data import (FaceDataset, ResumableBatchSampler, collate_skip_bad, load_split, source_scale,
                         yaw_bin_weights, yaw_bins)
 from train.ema import WeightAverage
 from train.grid import make_grid, write_grid
@@ -88,11 +88,8 @@ class Trainer:
                              hint="continue it with --resume, or choose another --name/--project")
 
         # ---- data
-        header, entries = load_entries(cfg.data.path)
-        if cfg.data.max_samples > 0:
-            entries = entries[: cfg.data.max_samples]
-        train_idx, val_idx = split_ids([str(e.get("id", i)) for i, e in enumerate(entries)],
-                                       cfg.data.val_fraction, cfg.data.split_seed)
+        header, entries, train_idx, val_idx = load_split(cfg.data.path, cfg.data.max_samples, cfg.data.val_fraction,
+                                                         cfg.data.split_seed)
         if cfg.data.val_max > 0:
             val_idx = val_idx[: cfg.data.val_max]
         d = cfg.data

@@ -286,8 +286,7 @@ def calibrate_cmd(
         if contour == Jaw.bfm_hidden:  # MediaPipe's jaw has no hidden-contour rule: it is scored as it is
             contour = Jaw.model
         if yaw_symmetry != YawSymmetry.on:
-            raise InputError("--yaw-symmetry applies to --method recon only (MediaPipe has no coefficients)",
-                             hint="drop --yaw-symmetry, or use --method recon")
+            raise _recon_only("--yaw-symmetry", "MediaPipe has no coefficients")
     else:
         w = weights or default_weights()
         if w is None:
@@ -343,7 +342,7 @@ def calibrate_cmd(
                                   progress=lambda n: [advance() for _ in range(n)])
         rules = {"contour": contour.value,
                  "inner": inner_settings(bfm_template, teacher_mesh if inner == Contour.bfm else None)["rule"],
-                 "symmetry": "none" if rec.symmetry is None else "yaw"}
+                 "symmetry": rec.symmetry_rule}
         ident = {"weights": Path(w).name, "weights_sha256": ac.weights_digest(w)}
     info = {"method": method.value, **ident, "rules": rules, "dataset": str(data),
             "split": {"name": split.value, "val_fraction": val_fraction, "split_seed": split_seed, "limit": limit},
@@ -366,6 +365,13 @@ def calibrate_cmd(
     write_json(json_out, info)
 
 
+def _recon_only(option: str, why: str):
+    """The error for an option of ``--method recon`` given to ``--method mediapipe``."""
+    from recon_cli.errors import InputError
+
+    return InputError(f"{option} applies to --method recon only ({why})", hint=f"drop {option}, or use --method recon")
+
+
 def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, threads: Optional[int],
                     gt_align: GtAlign = GtAlign.mesh, bfm_template: Optional[Path] = None, tta: Tta = Tta.none,
                     teacher_mesh: Optional[Path] = None, jaw: Jaw = Jaw.bfm, inner: Contour = Contour.bfm,
@@ -374,19 +380,15 @@ def _make_predictor(method: Method, weights: Optional[Path], backend: Backend, t
     """The predictor; ``bfm_template`` (a path) switches on the BFM convention: the jaw rule ``jaw``
     and, with ``teacher_mesh``, the inner points (``inner``); ``calib``: auto | none | a
     ``.aflw21.json`` (:mod:`recon_cli.eval.aflw21_calib`)."""
-    from recon_cli.errors import InputError
     from recon_cli.eval import predictors
 
     if method == Method.mediapipe:
         if tta != Tta.none:
-            raise InputError("--tta applies to --method recon only (MediaPipe's points are scored as it gives them)",
-                             hint="drop --tta, or use --method recon")
+            raise _recon_only("--tta", "MediaPipe's points are scored as it gives them")
         if source_res != SourceRes.train:
-            raise InputError("--source-res applies to --method recon only (MediaPipe crops with its own detector)",
-                             hint="drop --source-res, or use --method recon")
+            raise _recon_only("--source-res", "MediaPipe crops with its own detector")
         if yaw_symmetry != YawSymmetry.on:
-            raise InputError("--yaw-symmetry applies to --method recon only (MediaPipe has no coefficients)",
-                             hint="drop --yaw-symmetry, or use --method recon")
+            raise _recon_only("--yaw-symmetry", "MediaPipe has no coefficients")
         cal = None if calib in ("auto", "none") else Path(calib)
         if calib == "auto":  # the baseline's own, shipped beside the default encoder's
             from recon_cli.eval.aflw21_calib import MEDIAPIPE_NAME

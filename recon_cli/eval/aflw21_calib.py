@@ -257,20 +257,12 @@ def fit(rec, samples: list, src_size: int, batch: int = 32,
     scaled to the encoder's input size.
 
     Returns the symmetrised offsets per AFLW point (metres) and per-point statistics."""
-    from recon_cli.face.io import read_rgb
-
-    def load(s) -> np.ndarray:
-        img = read_rgb(s.crop)
-        if img.shape[0] != rec.size:
-            import cv2
-
-            img = cv2.resize(img, (rec.size, rec.size), interpolation=cv2.INTER_AREA)
-        return img
+    from recon_cli.face.io import read_rgb_square
 
     rows = Rows()
     for s0 in range(0, len(samples), batch):
         part = samples[s0:s0 + batch]
-        lm, R, t = rec.landmarks_model(rec.encode(np.stack([load(s) for s in part])))
+        lm, R, t = rec.landmarks_model(rec.encode(np.stack([read_rgb_square(s.crop, rec.size) for s in part])))
         uv, duv = point_jacobians(lm, R, t, rec.cam)
         rows.add(uv, duv, np.stack([np.asarray(s.pts21, np.float64) for s in part]) * (rec.size / src_size))
         if progress:

@@ -207,25 +207,20 @@ class ReconPredictor:
         self.inner = inner_settings(bfm_template, teacher_mesh if inner_bfm else None)
         from recon_cli.eval.aflw21_calib import resolve
 
-        # the calibration is checked right after the encoder loads (its rules depend on the weights' metadata)
         enc = load_backend(weights, backend=backend, threads=threads)
-        from recon_cli.pipeline.symmetry import MODES, META_KEY
-
-        if yaw_symmetry not in MODES:
-            raise InputError(f"yaw symmetry must be one of {', '.join(MODES)}, got {yaw_symmetry!r}", hint="--yaw-symmetry on|off")
-        sym_rule = "yaw" if yaw_symmetry == "on" and enc.meta.get(META_KEY) is not None else "none"
-        cal = resolve(calib, weights, {"contour": jaw_rule, "inner": self.inner["rule"], "symmetry": sym_rule},
-                      auto=calib_auto)
+        self._rec = Reconstructor(enc, model, contour=contour, source_res=source_res, yaw_symmetry=yaw_symmetry)
+        # the calibration is checked right after the encoder loads (its rules depend on the weights' metadata)
+        cal = resolve(calib, weights, {"contour": jaw_rule, "inner": self.inner["rule"],
+                                       "symmetry": self._rec.symmetry_rule}, auto=calib_auto)
         self.calib = None if cal is None else cal.settings()
         if cal is not None:
             from recon_cli.eval.contour import HiddenContour
 
-            if contour is None:
-                contour = HiddenContour(offsets=np.zeros((68, 3)), normals=np.zeros((68, 3)))
-            contour.inner = cal.offsets if contour.inner is None else contour.inner + cal.offsets
+            if self._rec.contour is None:
+                self._rec.contour = HiddenContour(offsets=np.zeros((68, 3)), normals=np.zeros((68, 3)))
+            c = self._rec.contour
+            c.inner = cal.offsets if c.inner is None else c.inner + cal.offsets
         self.weights, self.backend_name = Path(weights), backend
-        self._rec = Reconstructor(enc, model, contour=contour, source_res=source_res, yaw_symmetry=yaw_symmetry)
-        self.symmetry_rule = sym_rule
         self.source_res = source_res
         self.contour = {"rule": jaw_rule, "template": None if jaw_rule == "model" else str(bfm_template)}
         self._target5 = template(self._rec.align_cfg)
@@ -251,7 +246,7 @@ class ReconPredictor:
                 "gt_align": self.gt_align,
                 "tta": self.tta,
                 "source_res": self.source_res,
-                "yaw_symmetry": {"rule": self.symmetry_rule, "faces": None if self._rec.symmetry is None else self._rec.symmetry.faces},
+                "yaw_symmetry": {"rule": self._rec.symmetry_rule, "faces": None if self._rec.symmetry is None else self._rec.symmetry.faces},
                 "contour": self.contour,
                 "inner": self.inner,
                 "aflw21_calib": self.calib,

@@ -34,6 +34,15 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def read_rgb_square(path: str | Path, size: int) -> np.ndarray:
+    """:func:`read_rgb` of a square image (a prepared crop) at ``(size, size, 3)``: resized by area
+    averaging when it was stored at another size (the encoder's input vs the dataset's)."""
+    import cv2
+
+    img = read_rgb(path)
+    return img if img.shape[0] == size else cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def encode_image(img_rgb: np.ndarray, ext: str = ".jpg", quality: int = 95) -> bytes:
     """RGB (or single-channel) uint8 → encoded bytes (JPEG quality ``quality``, PNG lossless)."""
     import cv2

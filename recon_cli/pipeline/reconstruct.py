@@ -206,6 +206,12 @@ class Reconstructor:
         self._lm_id = model.id_basis[:, lm].reshape(model.n_id, -1)
         self._lm_exp = model.exp_basis[:, lm].reshape(model.n_exp, -1)
 
+    @property
+    def symmetry_rule(self) -> str:
+        """``"yaw"`` when :meth:`encode` removes the weights' yaw-dependent asymmetry, else ``"none"``
+        (the name calibrations record as ``rules.symmetry``)."""
+        return "none" if self.symmetry is None else "yaw"
+
     # ------------------------------------------------------------------ stages
     def align(self, image: np.ndarray, faces: Sequence) -> list:
         """``image (H, W, 3) uint8`` RGB + faces (objects with ``lm5`` or ``(5, 2)`` arrays, image
