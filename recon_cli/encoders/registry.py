@@ -146,7 +146,8 @@ def read_checkpoint(path: str | Path, *, weights_only: bool = True) -> dict[str,
     try:
         obj = torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as e:  # noqa: BLE001
-        raise InputError(f"cannot read encoder checkpoint {path}: {type(e).__name__}: {e}",
+        first = (str(e).strip().splitlines() or [""])[0].split(". ")[0]  # torch's messages run to paragraphs
+        raise InputError(f"cannot read encoder checkpoint {path}: {type(e).__name__}: {first}",
                          hint="the file is truncated or not a recon checkpoint; pass a .pt file written by `recon train`") from e
     if not isinstance(obj, dict) or not isinstance(obj.get("meta"), dict) or not isinstance(obj.get("state_dict"), dict):
         raise InputError(f"{path} is not a recon encoder checkpoint (expected keys meta, state_dict)",
